@@ -1,0 +1,83 @@
+package api
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/siyu-dev/siyu/internal/customer"
+	"github.com/siyu-dev/siyu/internal/staff"
+	"github.com/siyu-dev/siyu/internal/tenant"
+)
+
+// CustomerListInput filters GET /customers.
+type CustomerListInput struct {
+	PageParams
+	Q          string `query:"q" maxLength:"100" doc:"Search: a name prefix, or a whole phone number in any common format."`
+	Identifier string `query:"identifier" maxLength:"300" doc:"Exact identifier as KIND:VALUE, e.g. user_id:u123 or phone:13800138000." example:"user_id:u123"`
+}
+
+// CustomerDetail is a profile with its identities.
+type CustomerDetail struct {
+	customer.Customer
+	Identities []customer.Identity `json:"identities" nullable:"false"`
+}
+
+// CustomerOutput is one customer.
+type CustomerOutput struct {
+	Body CustomerDetail
+}
+
+func (a *API) registerCustomers() {
+	register(a, huma.Operation{
+		OperationID: "list-customers", Method: http.MethodGet, Path: "/customers", Tags: []string{"Customers"},
+		Summary:     "List customers",
+		Description: "Customers, newest first. Phone numbers are masked unless the key's role may see personal data.",
+	}, tenant.PermCustomersRead, func(ctx context.Context, p tenant.Principal, in *CustomerListInput) (*ListOutput[customer.Customer], error) {
+		pg, err := a.deps.Customers.List(ctx, p.TenantID, customer.Query{Search: in.Q, Identifier: in.Identifier, ShowPII: p.Can(tenant.PermPIIRead)}, in.Request())
+		if err != nil {
+			return nil, err
+		}
+		return listOf(pg, func(c customer.Customer) customer.Customer { return c }), nil
+	})
+	register(a, huma.Operation{
+		OperationID: "get-customer", Method: http.MethodGet, Path: "/customers/{id}", Tags: []string{"Customers"},
+		Summary: "Get a customer",
+	}, tenant.PermCustomersRead, func(ctx context.Context, p tenant.Principal, in *struct {
+		ID int64 `path:"id"`
+	}) (*CustomerOutput, error) {
+		c, err := a.deps.Customers.Get(ctx, p.TenantID, in.ID, p.Can(tenant.PermPIIRead))
+		if err != nil {
+			return nil, err
+		}
+		ids, err := a.deps.Customers.Identities(ctx, p.TenantID, in.ID)
+		if err != nil {
+			return nil, err
+		}
+		return &CustomerOutput{Body: CustomerDetail{Customer: c, Identities: ids}}, nil
+	})
+}
+
+func (a *API) registerStaff() {
+	register(a, huma.Operation{
+		OperationID: "list-staff", Method: http.MethodGet, Path: "/staff", Tags: []string{"Staff"},
+		Summary: "List staff",
+	}, tenant.PermStaffRead, func(ctx context.Context, p tenant.Principal, in *PageParams) (*ListOutput[staff.Member], error) {
+		pg, err := a.deps.Staff.Members(ctx, p.TenantID, in.Request())
+		if err != nil {
+			return nil, err
+		}
+		return listOf(pg, func(m staff.Member) staff.Member { return m }), nil
+	})
+	register(a, huma.Operation{
+		OperationID: "list-stores", Method: http.MethodGet, Path: "/stores", Tags: []string{"Staff"},
+		Summary: "List stores",
+	}, tenant.PermStaffRead, func(ctx context.Context, p tenant.Principal, in *PageParams) (*ListOutput[staff.Store], error) {
+		pg, err := a.deps.Staff.Stores(ctx, p.TenantID, in.Request())
+		if err != nil {
+			return nil, err
+		}
+		return listOf(pg, func(s staff.Store) staff.Store { return s }), nil
+	})
+}
