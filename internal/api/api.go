@@ -102,6 +102,7 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 		prob.Instance = ctx.URL().Path
 		a.deps.Log.InfoContext(ctx.Context(), "api: unauthenticated request", "path", ctx.URL().Path, "code", prob.Code,
 			"ip", tenant.RequestMetaFrom(ctx.Context()).IP)
+		ctx.SetHeader("WWW-Authenticate", `Bearer realm="siyu"`)
 		_ = huma.WriteErr(a.API, ctx, prob.Status, prob.Detail, &codeCarrier{prob})
 		return
 	}
