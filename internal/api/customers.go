@@ -30,6 +30,7 @@ type CustomerOutput struct {
 }
 
 func (a *API) registerCustomers() {
+	a.registerCustomerExtras()
 	register(a, huma.Operation{
 		OperationID: "list-customers", Method: http.MethodGet, Path: "/customers", Tags: []string{"Customers"},
 		Summary:     "List customers",
@@ -51,11 +52,52 @@ func (a *API) registerCustomers() {
 		if err != nil {
 			return nil, err
 		}
-		ids, err := a.deps.Customers.Identities(ctx, p.TenantID, in.ID)
+		ids, err := a.deps.Customers.Identities(ctx, p.TenantID, c.ID)
 		if err != nil {
 			return nil, err
 		}
 		return &CustomerOutput{Body: CustomerDetail{Customer: c, Identities: ids}}, nil
+	})
+}
+
+// TimelineInput pages a customer's timeline.
+type TimelineInput struct {
+	PageParams
+	ID int64 `path:"id"`
+}
+
+// IdentityRulesBody carries a workspace's One ID rules.
+type IdentityRulesBody struct {
+	Body customer.Rules
+}
+
+func (a *API) registerCustomerExtras() {
+	register(a, huma.Operation{
+		OperationID: "get-customer-timeline", Method: http.MethodGet, Path: "/customers/{id}/timeline", Tags: []string{"Customers"},
+		Summary:     "A customer's timeline",
+		Description: "Everything that happened to the customer, newest first: events, orders and refunds, identity merges, channel events.",
+	}, tenant.PermCustomersRead, func(ctx context.Context, p tenant.Principal, in *TimelineInput) (*ListOutput[customer.TimelineEntry], error) {
+		pg, err := a.deps.Customers.Timeline(ctx, p.TenantID, in.ID, in.Request())
+		if err != nil {
+			return nil, err
+		}
+		return listOf(pg, func(e customer.TimelineEntry) customer.TimelineEntry { return e }), nil
+	})
+	register(a, huma.Operation{
+		OperationID: "get-identity-rules", Method: http.MethodGet, Path: "/identity-rules", Tags: []string{"Customers"},
+		Summary:     "One ID rules",
+		Description: "Blocked identifier values, the most identities of each kind one profile may hold, and the priority of kinds when rules conflict.",
+	}, tenant.PermCustomersRead, func(ctx context.Context, p tenant.Principal, _ *struct{}) (*IdentityRulesBody, error) {
+		r, err := a.deps.Customers.IdentityRules(ctx, p.TenantID)
+		return &IdentityRulesBody{Body: r}, err
+	})
+	register(a, huma.Operation{
+		OperationID: "set-identity-rules", Method: http.MethodPut, Path: "/identity-rules", Tags: []string{"Customers"},
+		Summary:     "Change One ID rules",
+		Description: "Replaces the rules; omitted parts take the defaults. Applies to messages processed from now on.",
+	}, tenant.PermWorkspaceManage, func(ctx context.Context, p tenant.Principal, in *IdentityRulesBody) (*IdentityRulesBody, error) {
+		r, err := a.deps.Customers.SetIdentityRules(ctx, p.TenantID, in.Body)
+		return &IdentityRulesBody{Body: r}, err
 	})
 }
 

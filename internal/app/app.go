@@ -92,7 +92,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, o Options) (*App, er
 		metrics: metrics.NewSet(),
 	}
 	a.Tenant = tenant.NewService(d, tenant.Options{Logger: log, HashParams: o.HashParams})
-	a.Customers = customer.NewService(d, kr)
+	a.Customers = customer.NewService(d, kr, log)
 	a.Staff = staff.NewService(d)
 	a.registerDBMetrics()
 

@@ -6,8 +6,10 @@ package customer
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -48,7 +50,10 @@ type Customer struct {
 	FirstSeenAt     time.Time `json:"first_seen_at"`
 	LastSeenAt      time.Time `json:"last_seen_at"`
 	CreatedAt       time.Time `json:"created_at"`
+	// Traits are custom attributes sent by SDKs, imports and connectors.
+	Traits map[string]any `json:"traits,omitempty"`
 
+	traitsDoc   string
 	phoneEnc    string
 	phoneMasked string
 }
@@ -77,14 +82,21 @@ type NewCustomer struct {
 
 // Service is the customer domain service.
 type Service struct {
-	db   *db.DB
-	keys *pii.Keyring
-	now  func() time.Time
+	db         *db.DB
+	keys       *pii.Keyring
+	log        *slog.Logger
+	now        func() time.Time
+	rules      rulesCache
+	mergeHooks []namedHook
+	timeline   []TimelineSource
 }
 
 // NewService returns a customer service on d, protecting PII with keys.
-func NewService(d *db.DB, keys *pii.Keyring) *Service {
-	return &Service{db: d, keys: keys, now: time.Now}
+func NewService(d *db.DB, keys *pii.Keyring, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Service{db: d, keys: keys, log: log, now: time.Now, rules: rulesCache{m: map[int64]cachedRules{}}}
 }
 
 // CreateMany inserts customers in one transaction (imports, the demo). An
@@ -167,13 +179,16 @@ func (s *Service) insert(ctx context.Context, q db.Querier, tenantID int64, c Ne
 }
 
 const customerCols = `id, name, gender, birthday, province, city, phone_enc, phone_masked, email, avatar,
-	first_source, first_source_code, first_seen_at, last_seen_at, created_at`
+	first_source, first_source_code, first_seen_at, last_seen_at, created_at, traits`
 
 func scanCustomer(row interface{ Scan(...any) error }) (Customer, error) {
 	var c Customer
 	var first, last, created int64
 	err := row.Scan(&c.ID, &c.Name, &c.Gender, &c.Birthday, &c.Province, &c.City, &c.phoneEnc, &c.phoneMasked, &c.Email, &c.Avatar,
-		&c.FirstSource, &c.FirstSourceCode, &first, &last, &created)
+		&c.FirstSource, &c.FirstSourceCode, &first, &last, &created, &c.traitsDoc)
+	if c.traitsDoc != "" && c.traitsDoc != "{}" {
+		_ = json.Unmarshal([]byte(c.traitsDoc), &c.Traits) // written by us as JSON
+	}
 	c.FirstSeenAt, c.LastSeenAt, c.CreatedAt = db.FromMillis(first), db.FromMillis(last), db.FromMillis(created)
 	return c, err
 }
@@ -193,9 +208,12 @@ func (s *Service) reveal(c *Customer, pii bool) error {
 }
 
 // Get returns one customer; showPII decides whether the phone is unmasked.
+// The id of a profile that was merged leads to the profile it was merged into,
+// so ids kept by other systems keep working.
 func (s *Service) Get(ctx context.Context, tenantID, id int64, showPII bool) (Customer, error) {
 	c, err := scanCustomer(s.db.QueryRowContext(ctx,
-		`SELECT `+customerCols+` FROM customers WHERE tenant_id = $1 AND id = $2 AND merged_into IS NULL`, tenantID, id))
+		`SELECT `+customerCols+` FROM customers WHERE tenant_id = $1 AND id = (
+		   SELECT coalesce(merged_into, id) FROM customers WHERE tenant_id = $1 AND id = $2)`, tenantID, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Customer{}, errs.NotFoundf("customer", "no such customer")
 	}

@@ -57,7 +57,7 @@ func TestPhonesAreEncryptedMaskedAndFindable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		svc := customer.NewService(d, keyring(t))
+		svc := customer.NewService(d, keyring(t), nil)
 		c, err := svc.Create(ctx, w.ID, customer.NewCustomer{Name: "王芳", Phone: "138 0013 8000",
 			Identities: []customer.Identity{{Kind: customer.KindUserID, Value: "u1"}}})
 		if err != nil {
