@@ -35,6 +35,7 @@ Usage:
   siyu serve   [flags]   run the server (API, console, workers)
   siyu demo    [flags]   run the server on a demo brand with generated data
   siyu migrate [flags]   apply database migrations and exit
+  siyu workspace add     create a brand's workspace and its first owner
   siyu version           print the version
   siyu help COMMAND      show a command's flags and environment variables
 
@@ -55,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runDemo(ctx, rest, stdout, stderr)
 	case "migrate":
 		err = migrate(ctx, rest, stdout, stderr)
+	case "workspace":
+		err = workspaceCmd(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "siyu", appVersion())
 	case "help", "-h", "--help":

@@ -55,3 +55,19 @@ func TestMigrateCommandAndUnknownCommand(t *testing.T) {
 		t.Fatalf("unknown command exit %d", code)
 	}
 }
+
+func TestWorkspaceAddPrintsOwnerLogin(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	args := []string{"workspace", "add", "--db", filepath.Join(dir, "s.db"), "--slug", "teatime", "--name", "茶语时光", "--owner", "ops@teatime.test"}
+	if code := run(context.Background(), args, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "owner login: ops@teatime.test ") {
+		t.Fatalf("printed %q", out.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), args, &out, &errb); code != 1 || !strings.Contains(errb.String(), "already exists") {
+		t.Fatalf("second add: exit %d, %q", code, errb.String())
+	}
+}
