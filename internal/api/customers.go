@@ -31,6 +31,7 @@ type CustomerOutput struct {
 
 func (a *API) registerCustomers() {
 	a.registerCustomerExtras()
+	a.registerAttributes()
 	register(a, huma.Operation{
 		OperationID: "list-customers", Method: http.MethodGet, Path: "/customers", Tags: []string{"Customers"},
 		Summary:     "List customers",
@@ -98,6 +99,34 @@ func (a *API) registerCustomerExtras() {
 	}, tenant.PermWorkspaceManage, func(ctx context.Context, p tenant.Principal, in *IdentityRulesBody) (*IdentityRulesBody, error) {
 		r, err := a.deps.Customers.SetIdentityRules(ctx, p.TenantID, in.Body)
 		return &IdentityRulesBody{Body: r}, err
+	})
+}
+
+// AttributeDefine is the body of PUT /attributes/{name}.
+type AttributeDefine struct {
+	Name string `path:"name" maxLength:"64"`
+	Body struct {
+		DisplayName string `json:"display_name,omitempty" maxLength:"100" doc:"Name shown in the console, e.g. 会员等级."`
+		Type        string `json:"type" enum:"string,number,bool,date,list,object"`
+	}
+}
+
+func (a *API) registerAttributes() {
+	register(a, huma.Operation{
+		OperationID: "list-attributes", Method: http.MethodGet, Path: "/attributes", Tags: []string{"Customers"},
+		Summary:     "List custom attributes",
+		Description: "Custom traits catalogued as they arrive, with their inferred or defined type.",
+	}, tenant.PermCustomersRead, func(ctx context.Context, p tenant.Principal, _ *struct{}) (*struct{ Body List[customer.Attribute] }, error) {
+		attrs, err := a.deps.Customers.Attributes(ctx, p.TenantID)
+		return &struct{ Body List[customer.Attribute] }{Body: List[customer.Attribute]{Items: attrs}}, err
+	})
+	register(a, huma.Operation{
+		OperationID: "define-attribute", Method: http.MethodPut, Path: "/attributes/{name}", Tags: []string{"Customers"},
+		Summary:     "Define a custom attribute",
+		Description: "Sets the display name and type. From then on, writes of another type are refused (and counted in rejected_count).",
+	}, tenant.PermWorkspaceManage, func(ctx context.Context, p tenant.Principal, in *AttributeDefine) (*struct{ Body customer.Attribute }, error) {
+		at, err := a.deps.Customers.DefineAttribute(ctx, p.TenantID, in.Name, in.Body.DisplayName, in.Body.Type)
+		return &struct{ Body customer.Attribute }{Body: at}, err
 	})
 }
 

@@ -89,6 +89,7 @@ type Service struct {
 	rules      rulesCache
 	mergeHooks []namedHook
 	timeline   []TimelineSource
+	attrs      attrCatalog
 }
 
 // NewService returns a customer service on d, protecting PII with keys.
@@ -96,7 +97,8 @@ func NewService(d *db.DB, keys *pii.Keyring, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{db: d, keys: keys, log: log, now: time.Now, rules: rulesCache{m: map[int64]cachedRules{}}}
+	return &Service{db: d, keys: keys, log: log, now: time.Now, rules: rulesCache{m: map[int64]cachedRules{}},
+		attrs: attrCatalog{byTen: map[int64]map[string]Attribute{}, loaded: map[int64]time.Time{}}}
 }
 
 // CreateMany inserts customers in one transaction (imports, the demo). An

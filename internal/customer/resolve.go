@@ -354,6 +354,10 @@ func mergeTraits(base, top string) (string, error) {
 			return "", fmt.Errorf("customer: damaged traits: %w", err)
 		}
 		for k, v := range part {
+			if v == nil {
+				delete(m, k) // null clears a trait
+				continue
+			}
 			m[k] = v
 		}
 	}
@@ -361,9 +365,16 @@ func mergeTraits(base, top string) (string, error) {
 	return string(b), err
 }
 
-// standardTraits map to profile columns; every other trait is custom.
-var standardTraits = []string{"name", "firstName", "lastName", "first_name", "last_name", "gender", "birthday", "province", "city",
-	"address", "phone", "email", "avatar", "nickname"}
+// isStandardTrait reports whether a trait maps to profile columns; every
+// other trait is a custom attribute.
+func isStandardTrait(k string) bool {
+	switch k {
+	case "name", "firstName", "lastName", "first_name", "last_name", "gender", "birthday", "province", "city",
+		"address", "phone", "email", "avatar", "nickname":
+		return true
+	}
+	return false
+}
 
 // applyTraits sets standard traits on the profile's columns, merges the rest
 // into its custom traits, and moves last-seen forward.
@@ -411,9 +422,13 @@ func (s *Service) applyTraits(ctx context.Context, tx *sql.Tx, tenantID, id int6
 	p.avatar = firstNonEmpty(str("avatar"), p.avatar)
 	custom := map[string]any{}
 	for k, v := range t {
-		if !slices.Contains(standardTraits, k) {
+		if !isStandardTrait(k) {
 			custom[k] = v
 		}
+	}
+	custom, err = s.checkTraits(ctx, tx, tenantID, custom, obs.At)
+	if err != nil {
+		return err
 	}
 	if len(custom) > 0 {
 		b, err := json.Marshal(custom)

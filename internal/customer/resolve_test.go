@@ -169,3 +169,50 @@ func TestOneIDLimitsAndBlockedValues(t *testing.T) {
 		}
 	})
 }
+
+func TestCustomAttributesInferredThenDefined(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newResolveFixture(t, d)
+		ctx := context.Background()
+		id := f.resolve(t, 0, "t1", map[string]any{"vip_level": 3.0, "likes": []any{"乌龙", "抹茶"}, "member_since": "2024-05-01", "tea_pref": "乌龙"},
+			idn(customer.KindUserID, "attr-user"))
+		attrs, err := f.svc.Attributes(ctx, f.tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		types := map[string]string{}
+		for _, a := range attrs {
+			types[a.Name] = a.Type
+		}
+		want := map[string]string{"vip_level": "number", "likes": "list", "member_since": "date", "tea_pref": "string"}
+		for k, v := range want {
+			if types[k] != v {
+				t.Errorf("attribute %s inferred as %q, want %q", k, types[k], v)
+			}
+		}
+		// Once defined, a write of another type is refused and counted; the
+		// rest of the message still applies.
+		if _, err := f.svc.DefineAttribute(ctx, f.tenant, "vip_level", "会员等级", "number"); err != nil {
+			t.Fatal(err)
+		}
+		f.resolve(t, 1, "t2", map[string]any{"vip_level": "gold", "tea_pref": "抹茶", "likes": nil}, idn(customer.KindUserID, "attr-user"))
+		c, _ := f.svc.Get(ctx, f.tenant, id, false)
+		if c.Traits["vip_level"] != 3.0 || c.Traits["tea_pref"] != "抹茶" {
+			t.Fatalf("traits after a rejected write: %v", c.Traits)
+		}
+		if _, ok := c.Traits["likes"]; ok {
+			t.Fatalf("null did not clear the trait: %v", c.Traits)
+		}
+		attrs, _ = f.svc.Attributes(ctx, f.tenant)
+		for _, a := range attrs {
+			if a.Name == "vip_level" && (a.RejectedCount != 1 || !a.Defined || a.DisplayName != "会员等级") {
+				t.Fatalf("vip_level %+v", a)
+			}
+		}
+		for _, bad := range []struct{ name, typ, code string }{{"phone", "string", "standard_attribute"}, {"x y", "string", "invalid_attribute_name"}, {"ok", "money", "invalid_attribute_type"}} {
+			if _, err := f.svc.DefineAttribute(ctx, f.tenant, bad.name, "", bad.typ); errs.CodeOf(err) != bad.code {
+				t.Errorf("define %s/%s: %v, want %s", bad.name, bad.typ, err, bad.code)
+			}
+		}
+	})
+}

@@ -35,7 +35,9 @@ func (d *DB) provider() (*goose.Provider, error) {
 	if d.Dialect == Postgres {
 		gd = goose.DialectPostgres
 	}
-	p, err := goose.NewProvider(gd, d.DB, fsys)
+	// Migrations written on parallel branches may land with a lower version
+	// than one already applied; each is independent, so apply it anyway.
+	p, err := goose.NewProvider(gd, d.DB, fsys, goose.WithAllowOutofOrder(true))
 	if err != nil {
 		return nil, fmt.Errorf("db: unable to load migrations: %w", err)
 	}
