@@ -1,0 +1,515 @@
+package audience
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
+
+	"github.com/siyu-dev/siyu/internal/errs"
+)
+
+// Attribute kinds in the index.
+const (
+	AttrCategorical = "categorical"
+	AttrNumeric     = "numeric"
+	AttrDate        = "date" // numeric, Unix milliseconds
+)
+
+// Env is what evaluation needs beyond the index: the time, the workspace's
+// day boundaries, how to name tags and attributes, and the database for the
+// few predicates no bitmap answers.
+type Env struct {
+	Now time.Time
+	Loc *time.Location
+	// TagID resolves a tag reference ("group/name" or a unique name).
+	TagID func(ctx context.Context, ref string) (int64, error)
+	// AttrKind says how an attribute is indexed; ok is false for unknown names.
+	AttrKind func(name string) (kind string, ok bool)
+	// Audience returns the members of a saved audience as ordinals of this
+	// index. The result is only read.
+	Audience func(ctx context.Context, id int64) (*roaring.Bitmap, error)
+	// Scan answers predicates that need the event or order log (counts above
+	// one, property filters, windowed order metrics); it returns customer ids.
+	Scan Scanner
+}
+
+// Scanner answers predicates from the database.
+type Scanner interface {
+	EventCustomers(ctx context.Context, c Condition, from, to time.Time) ([]int64, error)
+	OrderCustomers(ctx context.Context, c OrderCond, from, to time.Time) ([]int64, error)
+}
+
+// day returns the workspace day number (days since the Unix epoch in Loc).
+func (e Env) day(t time.Time) int32 {
+	y, m, d := t.In(e.Loc).Date()
+	return int32(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+}
+
+// window returns the [from, to] time span of a within_days/between pair; the
+// zero span means all time.
+func (e Env) window(within int, between []string) (from, to time.Time) {
+	switch {
+	case within > 0:
+		y, m, d := e.Now.In(e.Loc).Date()
+		startToday := time.Date(y, m, d, 0, 0, 0, 0, e.Loc)
+		return startToday.AddDate(0, 0, -(within - 1)), e.Now
+	case len(between) == 2:
+		f, _ := time.ParseInLocation(time.DateOnly, between[0], e.Loc)
+		t, _ := time.ParseInLocation(time.DateOnly, between[1], e.Loc)
+		return f, t.AddDate(0, 0, 1).Add(-time.Millisecond)
+	}
+	return time.Time{}, time.Time{}
+}
+
+// Eval evaluates a validated condition to the set of matching ordinals. The
+// caller must not modify the result's source bitmaps: Eval returns fresh ones.
+func (x *Index) Eval(ctx context.Context, c Condition, env Env) (*roaring.Bitmap, error) {
+	if env.Loc == nil {
+		env.Loc = time.UTC
+	}
+	if env.Now.IsZero() {
+		env.Now = time.Now()
+	}
+	// Predicates answered by the database run before taking the read lock,
+	// so slow queries never hold up writers.
+	pre := map[*Condition]*roaring.Bitmap{}
+	if err := x.prefetch(ctx, &c, env, pre); err != nil {
+		return nil, err
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.eval(ctx, &c, env, pre, "")
+}
+
+// needsScan reports whether an event or order condition needs the database.
+func needsScan(c *Condition) bool {
+	switch c.Kind() {
+	case "event":
+		if len(c.Where) > 0 {
+			return true
+		}
+		if c.Count == nil {
+			return false
+		}
+		// Once, or never: day bitmaps answer these.
+		switch {
+		case (c.Count.Op == ">=" && c.Count.Value <= 1) || (c.Count.Op == ">" && c.Count.Value == 0):
+			return false
+		case (c.Count.Op == "=" && c.Count.Value == 0) || (c.Count.Op == "<" && c.Count.Value == 1) || (c.Count.Op == "<=" && c.Count.Value == 0):
+			return false
+		}
+		return true
+	case "order":
+		o := c.Order
+		return o.SKU != "" || o.Category != "" || o.WithinDays > 0 || o.Between != nil
+	}
+	return false
+}
+
+func (x *Index) prefetch(ctx context.Context, c *Condition, env Env, out map[*Condition]*roaring.Bitmap) error {
+	for i := range c.And {
+		if err := x.prefetch(ctx, &c.And[i], env, out); err != nil {
+			return err
+		}
+	}
+	for i := range c.Or {
+		if err := x.prefetch(ctx, &c.Or[i], env, out); err != nil {
+			return err
+		}
+	}
+	if c.Not != nil {
+		return x.prefetch(ctx, c.Not, env, out)
+	}
+	if c.Kind() == "audience" {
+		if env.Audience == nil {
+			return errs.E(errs.Invalid, "audience_unavailable", "saved audiences cannot be used here")
+		}
+		b, err := env.Audience(ctx, c.Audience)
+		if err != nil {
+			return err
+		}
+		out[c] = b
+		return nil
+	}
+	if !needsScan(c) {
+		return nil
+	}
+	if env.Scan == nil {
+		return errs.E(errs.Invalid, "scan_unavailable", "this condition needs the event log, which is not available here")
+	}
+	var ids []int64
+	var err error
+	if c.Kind() == "event" {
+		from, to := env.window(c.WithinDays, c.Between)
+		ids, err = env.Scan.EventCustomers(ctx, *c, from, to)
+	} else {
+		from, to := env.window(c.Order.WithinDays, c.Order.Between)
+		ids, err = env.Scan.OrderCustomers(ctx, *c.Order, from, to)
+	}
+	if err != nil {
+		return err
+	}
+	b := roaring.New()
+	x.mu.RLock()
+	for _, id := range ids {
+		if o, ok := x.lookup(id); ok {
+			b.Add(o)
+		}
+	}
+	x.mu.RUnlock()
+	out[c] = b
+	return nil
+}
+
+func (x *Index) eval(ctx context.Context, c *Condition, env Env, pre map[*Condition]*roaring.Bitmap, path string) (*roaring.Bitmap, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	switch c.Kind() {
+	case "and":
+		var acc *roaring.Bitmap
+		for i := range c.And {
+			// A negated child subtracts from what the others select, which
+			// avoids materialising the complement.
+			if n := c.And[i].Not; n != nil && acc != nil {
+				b, err := x.eval(ctx, n, env, pre, join(path, fmt.Sprintf("and[%d].not", i)))
+				if err != nil {
+					return nil, err
+				}
+				acc.AndNot(b)
+				continue
+			}
+			b, err := x.eval(ctx, &c.And[i], env, pre, join(path, fmt.Sprintf("and[%d]", i)))
+			if err != nil {
+				return nil, err
+			}
+			if acc == nil {
+				acc = b
+			} else {
+				acc.And(b)
+			}
+		}
+		return acc, nil
+	case "or":
+		parts := make([]*roaring.Bitmap, 0, len(c.Or))
+		for i := range c.Or {
+			b, err := x.eval(ctx, &c.Or[i], env, pre, join(path, fmt.Sprintf("or[%d]", i)))
+			if err != nil {
+				return nil, err
+			}
+			parts = append(parts, b)
+		}
+		return roaring.FastOr(parts...), nil
+	case "not":
+		b, err := x.eval(ctx, c.Not, env, pre, join(path, "not"))
+		if err != nil {
+			return nil, err
+		}
+		return roaring.AndNot(x.live, b), nil
+	case "tag":
+		return x.evalTags(ctx, c, env, path)
+	case "attr":
+		return x.evalAttr(c.Attr, c.Op, c.Value, env, path)
+	case "event":
+		if b, ok := pre[c]; ok {
+			return roaring.And(b, x.live), nil
+		}
+		return x.evalEventDays(c, env), nil
+	case "order":
+		if b, ok := pre[c]; ok {
+			return roaring.And(b, x.live), nil
+		}
+		attr := "total_spend"
+		if c.Order.Metric == "count" {
+			attr = "order_count"
+		}
+		return x.evalAttr(attr, c.Order.Op, c.Order.Value, env, join(path, "order"))
+	case "source":
+		if c.Source != "" {
+			return x.evalAttr("source", "=", c.Source, env, path)
+		}
+		return x.evalAttr("source_code", "=", c.SourceCode, env, path)
+	case "staff":
+		return x.evalAttr("staff", "=", strconv.FormatInt(c.Staff, 10), env, path)
+	case "group":
+		return x.evalAttr("group", "=", c.Group, env, path)
+	case "audience":
+		return roaring.And(pre[c], x.live), nil
+	}
+	return nil, bad(path, "empty condition")
+}
+
+func (x *Index) tagSet(ctx context.Context, ref string, env Env, path string) (*roaring.Bitmap, error) {
+	if env.TagID == nil {
+		return nil, bad(path, "tags are not available here")
+	}
+	id, err := env.TagID(ctx, ref)
+	if err != nil {
+		if e, ok := errs.As(err); ok && e.Kind != errs.Internal {
+			return nil, errs.Field(path, e.Code, "%s: %s", pathOrRoot(path), e.Message)
+		}
+		return nil, err
+	}
+	if b := x.tags[id]; b != nil {
+		return b, nil
+	}
+	return roaring.New(), nil
+}
+
+func pathOrRoot(p string) string {
+	if p == "" {
+		return "(root)"
+	}
+	return p
+}
+
+func (x *Index) evalTags(ctx context.Context, c *Condition, env Env, path string) (*roaring.Bitmap, error) {
+	refs, mode := []string{c.Tag}, "any"
+	switch {
+	case c.TagsAny != nil:
+		refs = c.TagsAny
+	case c.TagsAll != nil:
+		refs, mode = c.TagsAll, "all"
+	case c.TagsNone != nil:
+		refs, mode = c.TagsNone, "none"
+	}
+	sets := make([]*roaring.Bitmap, len(refs))
+	for i, r := range refs {
+		b, err := x.tagSet(ctx, r, env, path)
+		if err != nil {
+			return nil, err
+		}
+		sets[i] = b
+	}
+	var out *roaring.Bitmap
+	switch mode {
+	case "all":
+		out = roaring.FastAnd(sets...)
+		if len(sets) == 1 {
+			out = sets[0].Clone()
+		}
+	default:
+		out = roaring.FastOr(sets...)
+	}
+	if mode == "none" {
+		return roaring.AndNot(x.live, out), nil
+	}
+	out.And(x.live)
+	return out, nil
+}
+
+func (x *Index) evalEventDays(c *Condition, env Env) *roaring.Bitmap {
+	days := x.events[c.Event]
+	var parts []*roaring.Bitmap
+	from, to := env.window(c.WithinDays, c.Between)
+	lo, hi := int32(math.MinInt32), int32(math.MaxInt32)
+	if !from.IsZero() {
+		lo, hi = env.day(from), env.day(to)
+	}
+	for d, b := range days {
+		if d >= lo && d <= hi {
+			parts = append(parts, b)
+		}
+	}
+	did := roaring.FastOr(parts...)
+	never := c.Count != nil && ((c.Count.Op == "=" && c.Count.Value == 0) || (c.Count.Op == "<" && c.Count.Value == 1) || (c.Count.Op == "<=" && c.Count.Value == 0))
+	if never {
+		return roaring.AndNot(x.live, did)
+	}
+	did.And(x.live)
+	return did
+}
+
+// catValue renders an operand as the string a categorical bitmap is keyed by.
+func catValue(v any) string {
+	switch t := v.(type) {
+	case string:
+		return t
+	case bool:
+		return strconv.FormatBool(t)
+	}
+	if f, ok := number(v); ok {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return fmt.Sprint(v)
+}
+
+func (x *Index) evalAttr(attr, op string, v any, env Env, path string) (*roaring.Bitmap, error) {
+	kind, ok := "", false
+	if env.AttrKind != nil {
+		kind, ok = env.AttrKind(attr)
+	}
+	if !ok {
+		return nil, errs.Field(join(path, "attr"), "unknown_attribute", "%s: unknown attribute %q", pathOrRoot(path), attr)
+	}
+	if kind == AttrCategorical {
+		return x.evalCat(attr, op, v, path)
+	}
+	return x.evalNum(attr, kind, op, v, env, path)
+}
+
+func (x *Index) evalCat(attr, op string, v any, path string) (*roaring.Bitmap, error) {
+	vals := x.cats[attr]
+	get := func(s string) *roaring.Bitmap {
+		if b := vals[s]; b != nil {
+			return b
+		}
+		return roaring.New()
+	}
+	all := func() *roaring.Bitmap {
+		parts := make([]*roaring.Bitmap, 0, len(vals))
+		for _, b := range vals {
+			parts = append(parts, b)
+		}
+		return roaring.FastOr(parts...)
+	}
+	list := func() []*roaring.Bitmap {
+		items, _ := v.([]any)
+		parts := make([]*roaring.Bitmap, 0, len(items))
+		for _, it := range items {
+			parts = append(parts, get(catValue(it)))
+		}
+		return parts
+	}
+	var out *roaring.Bitmap
+	switch op {
+	case "=":
+		out = get(catValue(v)).Clone()
+	case "!=":
+		out = roaring.AndNot(all(), get(catValue(v)))
+	case "in":
+		out = roaring.FastOr(list()...)
+	case "not_in":
+		out = roaring.AndNot(all(), roaring.FastOr(list()...))
+	case "is_set":
+		out = all()
+	case "is_not_set":
+		return roaring.AndNot(x.live, all()), nil
+	case "contains":
+		needle := strings.ToLower(catValue(v))
+		var parts []*roaring.Bitmap
+		for s, b := range vals {
+			if strings.Contains(strings.ToLower(s), needle) {
+				parts = append(parts, b)
+			}
+		}
+		out = roaring.FastOr(parts...)
+	default:
+		return nil, errs.Field(join(path, "op"), "invalid_condition", "%s: %q does not apply to %s, which is not numeric", pathOrRoot(path), op, attr)
+	}
+	out.And(x.live)
+	return out, nil
+}
+
+// bounds turns a comparison into an inclusive integer range.
+func intRange(op string, f float64) (lo, hi int64) {
+	switch op {
+	case "=":
+		if f != math.Trunc(f) {
+			return 1, 0 // empty
+		}
+		return int64(f), int64(f)
+	case ">":
+		return int64(math.Floor(f)) + 1, math.MaxInt64
+	case ">=":
+		return int64(math.Ceil(f)), math.MaxInt64
+	case "<":
+		return math.MinInt64, int64(math.Ceil(f)) - 1
+	case "<=":
+		return math.MinInt64, int64(math.Floor(f))
+	}
+	return 1, 0
+}
+
+func (x *Index) evalNum(attr, kind, op string, v any, env Env, path string) (*roaring.Bitmap, error) {
+	col := x.nums[attr]
+	if col == nil {
+		col = newNumColumn()
+	}
+	var out *roaring.Bitmap
+	switch op {
+	case "=", ">", ">=", "<", "<=":
+		f, _ := number(v)
+		lo, hi := intRange(op, f)
+		out = col.rangeOf(lo, hi)
+	case "!=":
+		f, _ := number(v)
+		lo, hi := intRange("=", f)
+		out = roaring.AndNot(col.has, col.rangeOf(lo, hi))
+	case "between":
+		l := v.([]any)
+		a, _ := number(l[0])
+		b, _ := number(l[1])
+		out = col.rangeOf(int64(math.Ceil(a)), int64(math.Floor(b)))
+	case "in", "not_in":
+		items, _ := v.([]any)
+		parts := make([]*roaring.Bitmap, 0, len(items))
+		for _, it := range items {
+			f, ok := number(it)
+			if !ok {
+				return nil, errs.Field(join(path, "value"), "invalid_condition", "%s: %s is numeric; list numbers", pathOrRoot(path), attr)
+			}
+			lo, hi := intRange("=", f)
+			parts = append(parts, col.rangeOf(lo, hi))
+		}
+		out = roaring.FastOr(parts...)
+		if op == "not_in" {
+			out = roaring.AndNot(col.has, out)
+		}
+	case "is_set":
+		out = col.has.Clone()
+	case "is_not_set":
+		return roaring.AndNot(x.live, col.has), nil
+	case "before", "after":
+		if kind != AttrDate {
+			return nil, errs.Field(join(path, "op"), "invalid_condition", "%s: %s applies to dates; %s is a number", pathOrRoot(path), op, attr)
+		}
+		d, _ := time.ParseInLocation(time.DateOnly, v.(string), env.Loc)
+		if op == "before" {
+			out = col.rangeOf(math.MinInt64, d.UnixMilli()-1)
+		} else {
+			out = col.rangeOf(d.AddDate(0, 0, 1).UnixMilli(), math.MaxInt64)
+		}
+	case "within_last_days":
+		if kind != AttrDate {
+			return nil, errs.Field(join(path, "op"), "invalid_condition", "%s: %s applies to dates; %s is a number", pathOrRoot(path), op, attr)
+		}
+		n, _ := number(v)
+		from, to := env.window(int(n), nil)
+		out = col.rangeOf(from.UnixMilli(), to.UnixMilli())
+	case "contains":
+		return nil, errs.Field(join(path, "op"), "invalid_condition", "%s: contains applies to text; %s is numeric", pathOrRoot(path), attr)
+	default:
+		return nil, errs.Field(join(path, "op"), "invalid_condition", "%s: unknown operator %q", pathOrRoot(path), op)
+	}
+	out.And(x.live)
+	return out, nil
+}
+
+// IDs returns the customer ids of up to limit ordinals of b, in id order.
+func (x *Index) IDs(b *roaring.Bitmap, limit int) []int64 {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make([]int64, 0, min(uint64(limit), b.GetCardinality()))
+	it := b.Iterator()
+	for it.HasNext() && len(out) < limit {
+		o := it.Next()
+		if int(o) < len(x.ids) {
+			out = append(out, x.ids[o])
+		}
+	}
+	return out
+}
+
+// Contains reports whether customer id is in the set of ordinals b.
+func (x *Index) Contains(b *roaring.Bitmap, id int64) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	o, ok := x.lookup(id)
+	return ok && b.Contains(o)
+}

@@ -1,0 +1,152 @@
+package audience
+
+import (
+	"math"
+	"slices"
+	"sort"
+
+	"github.com/RoaringBitmap/roaring/v2"
+)
+
+// numBins is how many quantile bins a numeric column keeps.
+const numBins = 64
+
+// numColumn indexes one numeric (or date) attribute so that a range query
+// costs a few bitmap operations instead of a scan: customers are split into
+// numBins bins by value quantiles; a query ORs the bins wholly inside the
+// range and checks only the customers of the two edge bins against their exact
+// values. Values are kept by ordinal for that check.
+type numColumn struct {
+	vals    []int64         // value by ordinal
+	has     *roaring.Bitmap // ordinals with a value
+	bounds  []int64         // bounds[i] is the lowest value of bin i (ascending); bin 0 also takes anything lower
+	bins    []*roaring.Bitmap
+	changes int // values set since the bins were last recomputed
+}
+
+func newNumColumn() *numColumn {
+	return &numColumn{has: roaring.New(), bounds: []int64{math.MinInt64}, bins: []*roaring.Bitmap{roaring.New()}}
+}
+
+// binOf returns the bin holding value v.
+func (c *numColumn) binOf(v int64) int {
+	return sort.Search(len(c.bounds), func(i int) bool { return c.bounds[i] > v }) - 1
+}
+
+func (c *numColumn) set(o uint32, v *int64) {
+	if c.has.Contains(o) {
+		c.bins[c.binOf(c.vals[o])].Remove(o)
+	}
+	if v == nil {
+		c.has.Remove(o)
+		return
+	}
+	if int(o) >= len(c.vals) {
+		c.vals = append(c.vals, make([]int64, int(o)+1-len(c.vals))...)
+	}
+	c.vals[o] = *v
+	c.has.Add(o)
+	c.bins[c.binOf(*v)].Add(o)
+	c.changes++
+	// Keep bins balanced as data grows: recompute when a tenth of the values
+	// changed since the last time.
+	if c.changes > 1024 && c.changes > int(c.has.GetCardinality()/10) {
+		c.rebin()
+	}
+}
+
+// rebin recomputes quantile bounds from the current values.
+func (c *numColumn) rebin() {
+	c.changes = 0
+	n := c.has.GetCardinality()
+	if n == 0 {
+		c.bounds, c.bins = []int64{math.MinInt64}, []*roaring.Bitmap{roaring.New()}
+		return
+	}
+	sample := make([]int64, 0, min(n, 100_000))
+	step := max(n/100_000, 1)
+	it := c.has.Iterator()
+	for i := uint64(0); it.HasNext(); i++ {
+		o := it.Next()
+		if i%step == 0 {
+			sample = append(sample, c.vals[o])
+		}
+	}
+	slices.Sort(sample)
+	bounds := []int64{math.MinInt64}
+	for i := 1; i < numBins; i++ {
+		b := sample[len(sample)*i/numBins]
+		if b > bounds[len(bounds)-1] {
+			bounds = append(bounds, b)
+		}
+	}
+	c.bounds = bounds
+	c.bins = make([]*roaring.Bitmap, len(bounds))
+	buf := make([][]uint32, len(bounds))
+	it = c.has.Iterator()
+	for it.HasNext() {
+		o := it.Next()
+		bi := c.binOf(c.vals[o])
+		buf[bi] = append(buf[bi], o)
+	}
+	for i := range c.bins {
+		c.bins[i] = roaring.BitmapOf(buf[i]...)
+		c.bins[i].RunOptimize()
+	}
+}
+
+// rangeOf returns the ordinals whose value v satisfies lo ≤ v ≤ hi.
+func (c *numColumn) rangeOf(lo, hi int64) *roaring.Bitmap {
+	if lo > hi || c.has.IsEmpty() {
+		return roaring.New()
+	}
+	bl, bh := c.binOf(lo), c.binOf(hi)
+	var full []*roaring.Bitmap
+	for i := bl + 1; i < bh; i++ {
+		full = append(full, c.bins[i])
+	}
+	out := roaring.FastOr(full...)
+	edge := func(b *roaring.Bitmap) {
+		it := b.Iterator()
+		for it.HasNext() {
+			o := it.Next()
+			if v := c.vals[o]; v >= lo && v <= hi {
+				out.Add(o)
+			}
+		}
+	}
+	// An edge bin wholly inside the range joins without checking.
+	if bl == bh {
+		edge(c.bins[bl])
+		return out
+	}
+	if c.bounds[bl] >= lo {
+		out.Or(c.bins[bl])
+	} else {
+		edge(c.bins[bl])
+	}
+	if bh+1 < len(c.bounds) && c.bounds[bh+1]-1 <= hi {
+		out.Or(c.bins[bh])
+	} else {
+		edge(c.bins[bh])
+	}
+	return out
+}
+
+func (c *numColumn) shiftFrom(o uint32, shift func(*roaring.Bitmap) *roaring.Bitmap) {
+	if int(o) < len(c.vals) {
+		c.vals = slices.Insert(c.vals, int(o), 0)
+	}
+	c.has = shift(c.has)
+	for i, b := range c.bins {
+		c.bins[i] = shift(b)
+	}
+}
+
+func (c *numColumn) memoryBytes() uint64 {
+	n := uint64(len(c.vals))*8 + c.has.GetSizeInBytes()
+	for _, b := range c.bins {
+		n += b.GetSizeInBytes()
+	}
+	return n
+}
