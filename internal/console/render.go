@@ -1,0 +1,353 @@
+package console
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/siyu-dev/siyu/internal/errs"
+	"github.com/siyu-dev/siyu/internal/tenant"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// contentSecurityPolicy allows only the console's own scripts and styles:
+// no inline script, no eval (htmx is configured without it), no framing.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+
+// view is what every template gets: the page's data plus what the layout
+// needs (language, user, navigation, CSRF token).
+type view struct {
+	Lang      string
+	Title     string // catalogue key of the page title
+	Path      string // the current request URI, for the language switch to come back to
+	CSRF      string // the session's token, or the pre-sign-in double-submit token
+	User      *tenant.User
+	Workspace tenant.Workspace
+	Nav       []navSection
+	Flash     string // catalogue key of a one-time notice
+	Version   string
+	Loc       *time.Location // the workspace's time zone, for showing times
+	Data      any
+}
+
+// navEntry puts a route in the sidebar.
+type navEntry struct {
+	Section string // catalogue key of the sidebar group; "" for the top group
+	Label   string // catalogue key
+	Icon    string // symbol id in the icon sprite (templates/layout.html)
+}
+
+// navSection is one group of the sidebar as shown to one user.
+type navSection struct {
+	Label string
+	Items []navItem
+}
+
+// navItem is one sidebar link.
+type navItem struct {
+	Label, Path, Icon string
+	Active            bool
+}
+
+// navFor builds the sidebar for principal p on the page at current: only
+// routes that exist, and of those only the ones p's role may open.
+func (c *Console) navFor(p tenant.Principal, current string) []navSection {
+	var out []navSection
+	for _, rt := range c.pages {
+		if rt.nav == nil || !p.Can(rt.perm) {
+			continue
+		}
+		href := rt.path()
+		item := navItem{Label: rt.nav.Label, Path: href, Icon: rt.nav.Icon,
+			Active: current == href || (href != "/" && strings.HasPrefix(current, href+"/"))}
+		i := 0
+		for i < len(out) && out[i].Label != rt.nav.Section {
+			i++
+		}
+		if i == len(out) {
+			out = append(out, navSection{Label: rt.nav.Section})
+		}
+		out[i].Items = append(out[i].Items, item)
+	}
+	return out
+}
+
+// pageView starts the view of a signed-in page and takes its one-time notice.
+func (c *Console) pageView(w http.ResponseWriter, r *http.Request, s *signedIn, title string, data any) *view {
+	v := &view{
+		Lang:      s.Lang,
+		Title:     title,
+		Path:      r.URL.RequestURI(),
+		CSRF:      s.Session.CSRFToken,
+		User:      &s.User,
+		Workspace: s.Workspace,
+		Nav:       c.navFor(s.Principal, r.URL.Path),
+		Version:   c.deps.Version,
+		Loc:       s.Workspace.Location(),
+		Data:      data,
+	}
+	if ck, err := r.Cookie(flashCookie); err == nil {
+		if _, ok := c.cat.lookup(s.Lang, ck.Value); ok && strings.HasPrefix(ck.Value, "flash.") {
+			v.Flash = ck.Value
+		}
+		c.clearCookie(w, flashCookie)
+	}
+	return v
+}
+
+// redirectWithFlash ends a successful form post: a notice for the next page
+// (a catalogue key, never user data) and a 303 to it.
+func (c *Console) redirectWithFlash(w http.ResponseWriter, r *http.Request, to, flashKey string) {
+	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: flashKey, Path: "/", HttpOnly: true,
+		Secure: c.deps.Secure, SameSite: http.SameSiteLaxMode, MaxAge: 60})
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// parseTemplates parses, for each language, the layout with each page file.
+// A page is a file templates/NAME.html defining "content" (and any fragments
+// it re-renders for htmx); adding a page is adding a file.
+func (c *Console) parseTemplates() (map[string]map[string]*template.Template, error) {
+	files, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]map[string]*template.Template{}
+	for _, lang := range languages() {
+		base, err := template.New("").Funcs(c.funcs(lang)).ParseFS(templateFS, "templates/layout.html")
+		if err != nil {
+			return nil, fmt.Errorf("console: unable to parse layout: %w", err)
+		}
+		out[lang] = map[string]*template.Template{}
+		for _, f := range files {
+			name := strings.TrimSuffix(path.Base(f), ".html")
+			if name == "layout" {
+				continue
+			}
+			t, err := template.Must(base.Clone()).ParseFS(templateFS, f)
+			if err != nil {
+				return nil, fmt.Errorf("console: unable to parse %s: %w", f, err)
+			}
+			out[lang][name] = t
+		}
+	}
+	return out, nil
+}
+
+// funcs are the template functions, with "t" bound to one language.
+func (c *Console) funcs(lang string) template.FuncMap {
+	return template.FuncMap{
+		// t "key" args… translates a catalogue key.
+		"t": func(key string, args ...any) string { return c.cat.text(lang, key, args...) },
+		// tx "key" "fallback" translates a key the catalogue may lack (audit
+		// actions added by later features), showing fallback then.
+		"tx": func(key, fallback string) string {
+			if s, ok := c.cat.lookup(lang, key); ok {
+				return s
+			}
+			return fallback
+		},
+		"asset": c.assets.url,
+		// when formats a time in the workspace's zone; zero is "".
+		"when": func(t time.Time, loc *time.Location) string {
+			if t.IsZero() {
+				return ""
+			}
+			if loc == nil {
+				loc = time.UTC
+			}
+			return t.In(loc).Format("2006-01-02 15:04")
+		},
+		// iso is a machine-readable time for <time datetime>.
+		"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		// initial is the first letter of a name, for avatars.
+		"initial": func(name string) string {
+			r, _ := utf8.DecodeRuneInString(strings.TrimSpace(name))
+			if r == utf8.RuneError {
+				return "?"
+			}
+			return string(unicode.ToUpper(r))
+		},
+	}
+}
+
+// render writes a whole page: "layout" for a signed-in view, "bare" (no
+// sidebar) otherwise. It renders into a buffer first, so a template error is a
+// clean 500, never half a page.
+func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, page string, v *view) {
+	entry := "layout"
+	if v.User == nil {
+		entry = "bare"
+	}
+	c.renderTemplate(w, r, status, v.Lang, page, entry, v)
+}
+
+// renderTemplate executes one named template of a page: a whole page, or a
+// fragment for htmx to swap in.
+func (c *Console) renderTemplate(w http.ResponseWriter, r *http.Request, status int, lang, page, name string, data any) {
+	t, ok := c.tmpl[lang][page]
+	if !ok {
+		c.log.ErrorContext(r.Context(), "console: no such template", "page", page, "lang", lang)
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		return
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, name, data); err != nil {
+		c.log.ErrorContext(r.Context(), "console: unable to render page", "page", page, "template", name, "err", err)
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
+	noStore(w)
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// problem is the data of the error page.
+type problem struct {
+	Status  int
+	Heading string // catalogue key
+	Text    string // already translated
+}
+
+// renderProblem shows the error page: inside the layout for a signed-in user,
+// on its own otherwise, or as an inline alert for an htmx request.
+func (c *Console) renderProblem(w http.ResponseWriter, r *http.Request, s *signedIn, status int, heading, textKey string, args ...any) {
+	lang := c.language(r, nil)
+	if s != nil {
+		lang = s.Lang
+	}
+	c.renderProblemText(w, r, s, status, heading, c.cat.text(lang, textKey, args...))
+}
+
+func (c *Console) renderProblemText(w http.ResponseWriter, r *http.Request, s *signedIn, status int, heading, text string) {
+	data := problem{Status: status, Heading: heading, Text: text}
+	if r.Header.Get("HX-Request") != "" {
+		// Show the alert where the page keeps its notices rather than
+		// swapping an error page into a table row.
+		w.Header().Set("HX-Retarget", "#notice")
+		w.Header().Set("HX-Reswap", "innerHTML")
+		lang := defaultLang
+		if s != nil {
+			lang = s.Lang
+		}
+		c.renderTemplate(w, r, status, lang, "error", "alert", data)
+		return
+	}
+	var v *view
+	if s != nil {
+		v = c.pageView(w, r, s, heading, data)
+	} else {
+		v = c.publicView(w, r, heading, data)
+	}
+	c.render(w, r, status, "error", v)
+}
+
+// publicView is the view of a page shown without a session.
+func (c *Console) publicView(w http.ResponseWriter, r *http.Request, title string, data any) *view {
+	return &view{
+		Lang:    c.language(r, nil),
+		Title:   title,
+		Path:    r.URL.RequestURI(),
+		CSRF:    c.preAuthToken(w, r),
+		Version: c.deps.Version,
+		Loc:     time.UTC,
+		Data:    data,
+	}
+}
+
+// statusOf maps an error kind to the console's HTTP status: the only place
+// it happens in the console.
+func statusOf(k errs.Kind) int {
+	switch k {
+	case errs.Invalid:
+		return http.StatusUnprocessableEntity
+	case errs.NotFound:
+		return http.StatusNotFound
+	case errs.Conflict:
+		return http.StatusConflict
+	case errs.Unauthenticated:
+		return http.StatusUnauthorized
+	case errs.Forbidden:
+		return http.StatusForbidden
+	case errs.RateLimited:
+		return http.StatusTooManyRequests
+	case errs.TooLarge:
+		return http.StatusRequestEntityTooLarge
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// fail shows an error a handler returned: a domain error in the user's
+// language with its status, anything else as a logged 500.
+func (c *Console) fail(w http.ResponseWriter, r *http.Request, s *signedIn, err error) {
+	e, ok := errs.As(err)
+	if !ok || e.Kind == errs.Internal {
+		c.serverError(w, r, s, err)
+		return
+	}
+	status := statusOf(e.Kind)
+	heading := "error.title"
+	switch status {
+	case http.StatusNotFound:
+		heading = "notfound.title"
+	case http.StatusForbidden:
+		heading = "forbidden.title"
+	}
+	c.renderProblemText(w, r, s, status, heading, c.cat.errorText(s.Lang, err))
+}
+
+// isUserError reports whether err is a domain error to show beside the form
+// or row it came from; anything else is an internal error.
+func isUserError(err error) bool {
+	e, ok := errs.As(err)
+	return ok && e.Kind != errs.Internal
+}
+
+// serverError logs err and shows the generic error page.
+func (c *Console) serverError(w http.ResponseWriter, r *http.Request, s *signedIn, err error) {
+	c.log.ErrorContext(r.Context(), "console: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	c.renderProblem(w, r, s, http.StatusInternalServerError, "error.title", "error.internal")
+}
+
+// forbidden shows the 403 page for a role that lacks perm.
+func (c *Console) forbidden(w http.ResponseWriter, r *http.Request, s *signedIn, perm tenant.Permission) {
+	text := c.cat.text(s.Lang, "forbidden.text", c.cat.text(s.Lang, "role."+string(s.User.Role)), string(perm))
+	c.renderProblemText(w, r, s, http.StatusForbidden, "forbidden.title", text)
+}
+
+// notFound is the console's 404 for any path nothing else serves. Paths under
+// /api/ answer in JSON, as the API does.
+func (c *Console) notFound(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/") {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintf(w, `{"title":"Not Found","status":404,"code":"not_found","instance":%q}`+"\n", r.URL.Path)
+		return
+	}
+	c.renderProblem(w, r, c.optionalSession(r), http.StatusNotFound, "notfound.title", "notfound.text")
+}
+
+// crossOriginDenied answers a state-changing request from another origin,
+// refused by http.CrossOriginProtection before any handler ran.
+func (c *Console) crossOriginDenied(w http.ResponseWriter, r *http.Request) {
+	c.log.WarnContext(r.Context(), "console: cross-origin request refused", "method", r.Method, "path", r.URL.Path,
+		"origin", r.Header.Get("Origin"), "ip", requestMeta(r).IP)
+	c.renderProblem(w, r, nil, http.StatusForbidden, "error.csrf.title", "error.csrf.text")
+}
+
+// isHTMX reports whether htmx sent the request (and so wants a fragment).
+func isHTMX(r *http.Request) bool { return r.Header.Get("HX-Request") == "true" }
