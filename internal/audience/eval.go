@@ -30,6 +30,9 @@ type Env struct {
 	TagID func(ctx context.Context, ref string) (int64, error)
 	// AttrKind says how an attribute is indexed; ok is false for unknown names.
 	AttrKind func(name string) (kind string, ok bool)
+	// AttrScale is the factor a numeric attribute's values were multiplied by
+	// in the index (custom numbers keep three decimals); nil means 1.
+	AttrScale func(name string) float64
 	// Audience returns the members of a saved audience as ordinals of this
 	// index. The result is only read.
 	Audience func(ctx context.Context, id int64) (*roaring.Bitmap, error)
@@ -38,10 +41,18 @@ type Env struct {
 	Scan Scanner
 }
 
-// Scanner answers predicates from the database.
+// Scanner answers predicates from the database, for one workspace. Both
+// methods return a value per customer that has any matching rows; customers
+// without rows count as zero, which the evaluator handles (so "did not
+// perform" and "spent under ¥100" include customers with no events or orders).
 type Scanner interface {
-	EventCustomers(ctx context.Context, c Condition, from, to time.Time) ([]int64, error)
-	OrderCustomers(ctx context.Context, c OrderCond, from, to time.Time) ([]int64, error)
+	// EventCounts counts each customer's events named c.Event that pass
+	// c.Where, in [from, to] (zero times: unbounded).
+	EventCounts(ctx context.Context, c Condition, from, to time.Time) (map[int64]int64, error)
+	// OrderValues returns each customer's paid spend in fen (metric spend), or
+	// number of paid orders (metric count, or orders containing o.SKU /
+	// o.Category), for orders paid in [from, to].
+	OrderValues(ctx context.Context, o OrderCond, from, to time.Time) (map[int64]int64, error)
 }
 
 // day returns the workspace day number (days since the Unix epoch in Loc).
@@ -142,28 +153,93 @@ func (x *Index) prefetch(ctx context.Context, c *Condition, env Env, out map[*Co
 	if env.Scan == nil {
 		return errs.E(errs.Invalid, "scan_unavailable", "this condition needs the event log, which is not available here")
 	}
-	var ids []int64
+	var vals map[int64]int64
 	var err error
+	var match func(v int64) bool
 	if c.Kind() == "event" {
 		from, to := env.window(c.WithinDays, c.Between)
-		ids, err = env.Scan.EventCustomers(ctx, *c, from, to)
+		vals, err = env.Scan.EventCounts(ctx, *c, from, to)
+		op, want := ">=", 1
+		if c.Count != nil {
+			op, want = c.Count.Op, c.Count.Value
+		}
+		match = func(v int64) bool { return cmpInt64(v, op, int64(want)) }
 	} else {
-		from, to := env.window(c.Order.WithinDays, c.Order.Between)
-		ids, err = env.Scan.OrderCustomers(ctx, *c.Order, from, to)
+		o := c.Order
+		from, to := env.window(o.WithinDays, o.Between)
+		vals, err = env.Scan.OrderValues(ctx, *o, from, to)
+		switch {
+		case o.SKU != "" || o.Category != "":
+			match = func(v int64) bool { return v > 0 }
+		case o.Op == "between":
+			l := o.Value.([]any)
+			a, _ := number(l[0])
+			b, _ := number(l[1])
+			match = func(v int64) bool { return float64(v) >= a && float64(v) <= b }
+		default:
+			f, _ := number(o.Value)
+			op := o.Op
+			match = func(v int64) bool { return cmpFloat64(float64(v), op, f) }
+		}
 	}
 	if err != nil {
 		return err
 	}
-	b := roaring.New()
+	// Customers with rows that match, and with rows that do not; everyone
+	// else has zero, and matches exactly when zero does.
+	hit, miss := roaring.New(), roaring.New()
 	x.mu.RLock()
-	for _, id := range ids {
+	for id, v := range vals {
 		if o, ok := x.lookup(id); ok {
-			b.Add(o)
+			if match(v) {
+				hit.Add(o)
+			} else {
+				miss.Add(o)
+			}
 		}
 	}
+	if match(0) {
+		hit = roaring.AndNot(x.live, miss)
+	}
 	x.mu.RUnlock()
-	out[c] = b
+	out[c] = hit
 	return nil
+}
+
+func cmpInt64(a int64, op string, b int64) bool {
+	switch op {
+	case "=":
+		return a == b
+	case "!=":
+		return a != b
+	case ">":
+		return a > b
+	case ">=":
+		return a >= b
+	case "<":
+		return a < b
+	case "<=":
+		return a <= b
+	}
+	return false
+}
+
+func cmpFloat64(a float64, op string, b float64) bool {
+	switch op {
+	case "=":
+		return a == b
+	case "!=":
+		return a != b
+	case ">":
+		return a > b
+	case ">=":
+		return a >= b
+	case "<":
+		return a < b
+	case "<=":
+		return a <= b
+	}
+	return false
 }
 
 func (x *Index) eval(ctx context.Context, c *Condition, env Env, pre map[*Condition]*roaring.Bitmap, path string) (*roaring.Bitmap, error) {
@@ -430,6 +506,14 @@ func (x *Index) evalNum(attr, kind, op string, v any, env Env, path string) (*ro
 	col := x.nums[attr]
 	if col == nil {
 		col = newNumColumn()
+	}
+	scale := 1.0
+	if env.AttrScale != nil && kind == AttrNumeric {
+		scale = env.AttrScale(attr)
+	}
+	number := func(v any) (float64, bool) {
+		f, ok := number(v)
+		return f * scale, ok
 	}
 	var out *roaring.Bitmap
 	switch op {

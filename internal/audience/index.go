@@ -125,7 +125,7 @@ func (x *Index) Size() uint64 {
 // Profile is what the index keeps of one customer's attributes.
 type Profile struct {
 	ID   int64
-	Live bool
+	Live *bool             // nil leaves liveness as it is
 	Cats map[string]string // categorical attributes; "" means unset
 	Nums map[string]*int64 // numeric/date attributes; nil means unset
 }
@@ -140,10 +140,12 @@ func (x *Index) SetProfile(p Profile) {
 
 func (x *Index) setProfile(p Profile) {
 	o := x.ordinal(p.ID)
-	if p.Live {
-		x.live.Add(o)
-	} else {
-		x.live.Remove(o)
+	if p.Live != nil {
+		if *p.Live {
+			x.live.Add(o)
+		} else {
+			x.live.Remove(o)
+		}
 	}
 	for attr, v := range p.Cats {
 		x.setCat(attr, o, v)

@@ -414,19 +414,20 @@ type refScanner struct {
 	order []int64
 }
 
-func (s refScanner) EventCustomers(_ context.Context, c Condition, _, _ time.Time) ([]int64, error) {
-	var out []int64
+func (s refScanner) EventCounts(_ context.Context, c Condition, from, to time.Time) (map[int64]int64, error) {
+	out := map[int64]int64{}
 	for _, id := range s.order {
-		p := s.byID[id]
-		p.Live = true
-		if s.r.match(p, c) {
-			out = append(out, id)
+		for _, e := range s.byID[id].Events {
+			if e.Name != c.Event || (!from.IsZero() && (e.At.Before(from) || e.At.After(to))) || !s.r.props(e, c.Where) {
+				continue
+			}
+			out[id]++
 		}
 	}
 	return out, nil
 }
 
-func (s refScanner) OrderCustomers(context.Context, OrderCond, time.Time, time.Time) ([]int64, error) {
+func (s refScanner) OrderValues(context.Context, OrderCond, time.Time, time.Time) (map[int64]int64, error) {
 	return nil, errs.E(errs.Invalid, "unsupported", "not in the reference")
 }
 
@@ -437,7 +438,8 @@ func loadIndex(profiles []refProfile, kinds map[string]string, env Env) (*Index,
 		tagIDs[t] = int64(i + 1)
 	}
 	for _, p := range profiles {
-		ip := Profile{ID: p.ID, Live: p.Live, Cats: map[string]string{}, Nums: map[string]*int64{}}
+		live := p.Live
+		ip := Profile{ID: p.ID, Live: &live, Cats: map[string]string{}, Nums: map[string]*int64{}}
 		for a, k := range kinds {
 			if k == AttrCategorical {
 				ip.Cats[a] = p.Cats[a]
