@@ -214,6 +214,30 @@ func (x *Index) SetTags(id int64, added, removed []int64) {
 	}
 }
 
+// SetAllTags replaces a customer's tags with exactly the given ones.
+func (x *Index) SetAllTags(id int64, tags []int64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	o := x.ordinal(id)
+	want := map[int64]bool{}
+	for _, t := range tags {
+		want[t] = true
+	}
+	for t, b := range x.tags {
+		if !want[t] {
+			b.Remove(o)
+		}
+	}
+	for t := range want {
+		b := x.tags[t]
+		if b == nil {
+			b = roaring.New()
+			x.tags[t] = b
+		}
+		b.Add(o)
+	}
+}
+
 // AddEvent records that a customer performed an event on a day (days since
 // the Unix epoch in the workspace's time zone).
 func (x *Index) AddEvent(id int64, name string, day int32) {

@@ -26,6 +26,8 @@ type Sources struct {
 	Scan func(tenantID int64) Scanner
 	// Location returns a workspace's time zone.
 	Location func(ctx context.Context, tenantID int64) (*time.Location, error)
+	// Feeds say what changed since a time, so the index follows the database.
+	Feeds ChangeFeeds
 }
 
 // ProfileSource streams profiles (customer.Service).
@@ -67,10 +69,11 @@ const EventHistoryDays = 400
 
 // Service keeps one index per workspace and answers audience questions.
 type Service struct {
-	db  *db.DB
-	log *slog.Logger
-	src Sources
-	now func() time.Time
+	db    *db.DB
+	log   *slog.Logger
+	src   Sources
+	feeds ChangeFeeds
+	now   func() time.Time
 
 	mu      sync.Mutex
 	tenants map[int64]*tenantIndex
@@ -85,6 +88,9 @@ type tenantIndex struct {
 	mu      sync.Mutex
 	dirty   map[int64]struct{} // customers to re-read
 	changed bool               // something changed since saved audiences were last evaluated
+
+	followMu sync.Mutex
+	follow   followState
 }
 
 // NewService returns an audience service.
@@ -92,7 +98,7 @@ func NewService(d *db.DB, src Sources, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{db: d, log: log, src: src, now: time.Now, tenants: map[int64]*tenantIndex{}}
+	return &Service{db: d, log: log, src: src, feeds: src.Feeds, now: time.Now, tenants: map[int64]*tenantIndex{}}
 }
 
 // index returns the workspace's index, building it on first use; callers
@@ -104,6 +110,11 @@ func (s *Service) index(ctx context.Context, tenantID int64) (*tenantIndex, erro
 		t = &tenantIndex{ready: make(chan struct{}), dirty: map[int64]struct{}{}}
 		s.tenants[tenantID] = t
 		go func() {
+			// Changes from the moment the build starts are followed after it.
+			t.follow.since = s.now()
+			if s.feeds.Profiles != nil {
+				t.follow.mergesAfter, _ = s.feeds.Profiles.LastMergeID(context.WithoutCancel(ctx), tenantID)
+			}
 			t.x, t.loc, t.err = s.build(context.WithoutCancel(ctx), tenantID)
 			close(t.ready)
 			if t.err != nil {
@@ -594,6 +605,9 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 			t := s.built(id)
 			if t == nil {
 				continue
+			}
+			if err := s.follow(ctx, id, t); err != nil && ctx.Err() == nil {
+				s.log.Error("audience: following changes failed; will retry", "tenant", id, "err", err)
 			}
 			s.flush(ctx, id, t)
 			t.mu.Lock()

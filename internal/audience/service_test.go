@@ -42,6 +42,7 @@ func newFixture(t *testing.T, d *db.DB) fixture {
 	cust := customer.NewService(d, kr, nil)
 	aud := audience.NewService(d, audience.Sources{
 		Profiles: cust,
+		Feeds:    audience.ChangeFeeds{Profiles: cust},
 		Location: func(ctx context.Context, id int64) (*time.Location, error) {
 			w, err := ts.Workspace(ctx, id)
 			return w.Location(), err
@@ -304,10 +305,16 @@ func TestSavedAudienceIsLive(t *testing.T) {
 		if sh.MemberCount != 1 {
 			t.Fatalf("members %d", sh.MemberCount)
 		}
-		// b moves to Shanghai, a leaves.
+		// b moves to Shanghai, a leaves; the index follows the database
+		// without being told.
 		resolve("b", "上海")
 		resolve("a", "北京")
-		f.aud.Touch(f.tenant, a, b)
+		if err := f.aud.Sync(ctx, f.tenant); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := f.aud.Count(ctx, f.tenant, audience.Condition{Attr: "city", Op: "=", Value: "北京"}); n != 1 {
+			t.Fatalf("after sync, %d customers in 北京", n)
+		}
 		if err := f.aud.Reevaluate(ctx, f.tenant); err != nil {
 			t.Fatal(err)
 		}

@@ -113,3 +113,53 @@ func (s *Service) ForIndex(ctx context.Context, tenantID int64, ids []int64, fn 
 	}
 	return nil
 }
+
+// ChangedSince returns the ids of profiles written at or after since (merged
+// ones included: they are no longer live).
+func (s *Service) ChangedSince(ctx context.Context, tenantID int64, since time.Time) ([]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM customers WHERE tenant_id = $1 AND updated_at >= $2 ORDER BY id`, tenantID, db.Millis(since))
+	if err != nil {
+		return nil, fmt.Errorf("customer: unable to read changes: %w", err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// MergesAfter returns merges recorded after the merge row id after, in order,
+// with the id to continue from.
+func (s *Service) MergesAfter(ctx context.Context, tenantID, after int64) (pairs [][2]int64, last int64, err error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, merged_id, survivor_id FROM customer_merges WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT 10000`, tenantID, after)
+	if err != nil {
+		return nil, after, fmt.Errorf("customer: unable to read merges: %w", err)
+	}
+	defer rows.Close()
+	last = after
+	for rows.Next() {
+		var id, from, to int64
+		if err := rows.Scan(&id, &from, &to); err != nil {
+			return nil, after, err
+		}
+		pairs = append(pairs, [2]int64{from, to})
+		last = id
+	}
+	return pairs, last, rows.Err()
+}
+
+// LastMergeID is the newest merge record's id (0 when none), where a follower
+// starts.
+func (s *Service) LastMergeID(ctx context.Context, tenantID int64) (int64, error) {
+	var id int64
+	err := s.db.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM customer_merges WHERE tenant_id = $1`, tenantID).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("customer: unable to read merges: %w", err)
+	}
+	return id, nil
+}
