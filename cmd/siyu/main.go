@@ -36,6 +36,8 @@ Usage:
   siyu demo    [flags]   run the server on a demo brand with generated data
   siyu migrate [flags]   apply database migrations and exit
   siyu workspace add     create a brand's workspace and its first owner
+  siyu bench audience    measure the audience engine against SQL
+  siyu import  [flags]   import customers or orders from a CSV or XLSX file
   siyu version           print the version
   siyu help COMMAND      show a command's flags and environment variables
 
@@ -58,6 +60,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = migrate(ctx, rest, stdout, stderr)
 	case "workspace":
 		err = workspaceCmd(ctx, rest, stdout, stderr)
+	case "bench":
+		err = benchCmd(ctx, rest, stdout, stderr)
+	case "import":
+		err = importCmd(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "siyu", appVersion())
 	case "help", "-h", "--help":
@@ -87,6 +93,8 @@ func help(cmd string, stdout, stderr io.Writer) int {
 		fs, _ = serveFlags(cmd, stdout, new(app.Config))
 	case "demo":
 		fs, _, _ = demoFlags(stdout, new(app.Config))
+	case "import":
+		fs, _, _ = importFlags(stdout, new(app.Config))
 	default:
 		fmt.Fprintf(stderr, "siyu: no help for %q\n", cmd)
 		return 2

@@ -14,9 +14,13 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
+	"github.com/siyu-dev/siyu/internal/audience"
+	"github.com/siyu-dev/siyu/internal/commerce"
 	"github.com/siyu-dev/siyu/internal/customer"
+	"github.com/siyu-dev/siyu/internal/importer"
 	"github.com/siyu-dev/siyu/internal/page"
 	"github.com/siyu-dev/siyu/internal/staff"
+	"github.com/siyu-dev/siyu/internal/tag"
 	"github.com/siyu-dev/siyu/internal/tenant"
 )
 
@@ -29,6 +33,10 @@ type Deps struct {
 	Tenant    *tenant.Service
 	Customers *customer.Service
 	Staff     *staff.Service
+	Tags      *tag.Service
+	Commerce  *commerce.Service
+	Audiences *audience.Service
+	Imports   *importer.Service
 	Version   string
 }
 
@@ -78,6 +86,10 @@ func Register(mux *http.ServeMux, deps Deps) *API {
 	a.registerAudit()
 	a.registerCustomers()
 	a.registerStaff()
+	a.registerTags()
+	a.registerCommerce()
+	a.registerAudiences()
+	a.registerImports()
 	return a
 }
 

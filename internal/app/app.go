@@ -19,11 +19,15 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/siyu-dev/siyu/internal/api"
+	"github.com/siyu-dev/siyu/internal/audience"
+	"github.com/siyu-dev/siyu/internal/commerce"
 	"github.com/siyu-dev/siyu/internal/console"
 	"github.com/siyu-dev/siyu/internal/customer"
 	"github.com/siyu-dev/siyu/internal/db"
+	"github.com/siyu-dev/siyu/internal/importer"
 	"github.com/siyu-dev/siyu/internal/pii"
 	"github.com/siyu-dev/siyu/internal/staff"
+	"github.com/siyu-dev/siyu/internal/tag"
 	"github.com/siyu-dev/siyu/internal/tenant"
 )
 
@@ -36,6 +40,10 @@ type App struct {
 	Tenant    *tenant.Service
 	Customers *customer.Service
 	Staff     *staff.Service
+	Tags      *tag.Service
+	Commerce  *commerce.Service
+	Audiences *audience.Service
+	Imports   *importer.Service
 	Version   string
 
 	metrics *metrics.Set
@@ -94,13 +102,23 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, o Options) (*App, er
 	a.Tenant = tenant.NewService(d, tenant.Options{Logger: log, HashParams: o.HashParams})
 	a.Customers = customer.NewService(d, kr, log)
 	a.Staff = staff.NewService(d)
+	a.Tags = tag.NewService(d, tag.Options{Logger: log, Auditor: a.Tenant})
+	a.Customers.OnMerge("tags", a.Tags.MoveCustomer)
+	a.Customers.AddTimelineSource(a.Tags)
+	a.Commerce = commerce.NewService(d, a.Customers, a.Staff, log)
+	a.Customers.OnMerge("orders", a.Commerce.MoveCustomer)
+	a.Customers.AddTimelineSource(a.Commerce)
+	a.Imports = importer.NewService(d, a.Customers, a.Tenant, log, importer.Options{Orders: a.Commerce})
+	a.Audiences = audience.NewService(d, a.audienceSources(), log)
+	// Tag changes reach the index at once; other nodes' through its feed.
+	a.Tags.Observe(a.Audiences)
 	a.registerDBMetrics()
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /metrics", a.serveMetrics)
-	api.Register(mux, api.Deps{Log: log, Tenant: a.Tenant, Customers: a.Customers, Staff: a.Staff, Version: o.Version})
+	api.Register(mux, api.Deps{Log: log, Tenant: a.Tenant, Customers: a.Customers, Staff: a.Staff, Tags: a.Tags, Commerce: a.Commerce, Imports: a.Imports, Audiences: a.Audiences, Version: o.Version})
 	con, err := console.New(console.Deps{
 		Log:     log,
 		Tenant:  a.Tenant,
@@ -170,6 +188,19 @@ func (a *App) Close() error { return a.DB.Close() }
 // startWorkers runs the periodic jobs. Each is a ticker loop that stops when
 // ctx is cancelled; the database is the queue.
 func (a *App) startWorkers(ctx context.Context) {
+	// Audience indexes: built for every workspace at start (so the first
+	// count is fast), then following the database and keeping saved
+	// audiences live.
+	a.workers.Add(1)
+	go func() {
+		defer a.workers.Done()
+		a.buildAudienceIndexes(ctx)
+		a.Audiences.Run(ctx, time.Second)
+	}()
+	// Runs queued imports (woken when one is queued here) and resumes those
+	// a stopped worker left.
+	a.workers.Add(1)
+	go func() { defer a.workers.Done(); a.Imports.Work(ctx) }()
 	a.every(ctx, "purge-sessions", time.Hour, func(ctx context.Context) error {
 		n, err := a.Tenant.PurgeExpiredSessions(ctx)
 		if n > 0 {

@@ -31,6 +31,9 @@ type ChangeFeeds struct {
 		TagsChangedSince(ctx context.Context, tenantID int64, since time.Time) ([]int64, error)
 		TagsOf(ctx context.Context, tenantID int64, ids []int64) (map[int64][]int64, error)
 	}
+	Scores interface {
+		ScoresChangedSince(ctx context.Context, tenantID int64, since time.Time) ([]int64, error)
+	}
 	Events interface {
 		EventsProcessedSince(ctx context.Context, tenantID int64, since time.Time, fn func(customerID int64, name string, at time.Time) error) error
 	}
@@ -81,6 +84,13 @@ func (s *Service) follow(ctx context.Context, tenantID int64, t *tenantIndex) er
 		ids, err := f.Spend.SpendChangedSince(ctx, tenantID, from)
 		if err != nil {
 			return fmt.Errorf("audience: follow spend: %w", err)
+		}
+		touched = append(touched, ids...)
+	}
+	if f.Scores != nil {
+		ids, err := f.Scores.ScoresChangedSince(ctx, tenantID, from)
+		if err != nil {
+			return fmt.Errorf("audience: follow scores: %w", err)
 		}
 		touched = append(touched, ids...)
 	}

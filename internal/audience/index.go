@@ -310,6 +310,18 @@ func (x *Index) Optimize() {
 	}
 }
 
+// Maintain recomputes the bins of numeric columns whose values changed a lot.
+// The service calls it between queries; it takes the write lock.
+func (x *Index) Maintain() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, c := range x.nums {
+		if c.stale() {
+			c.rebin()
+		}
+	}
+}
+
 // MemoryBytes estimates the index's memory use.
 func (x *Index) MemoryBytes() uint64 {
 	x.mu.RLock()

@@ -48,11 +48,13 @@ func (c *numColumn) set(o uint32, v *int64) {
 	c.has.Add(o)
 	c.bins[c.binOf(*v)].Add(o)
 	c.changes++
-	// Keep bins balanced as data grows: recompute when a tenth of the values
-	// changed since the last time.
-	if c.changes > 1024 && c.changes > int(c.has.GetCardinality()/10) {
-		c.rebin()
-	}
+}
+
+// stale reports whether enough values changed since the bins were computed
+// that they should be recomputed: ranges stay correct with stale bins, but
+// lopsided bins mean more edge values to check.
+func (c *numColumn) stale() bool {
+	return c.changes > 1024 && c.changes > int(c.has.GetCardinality()/10)
 }
 
 // rebin recomputes quantile bounds from the current values.

@@ -22,6 +22,7 @@ type Sources struct {
 	Spend    SpendSource // optional until commerce exists
 	Tags     TagSource   // optional until tags exist
 	Events   EventSource // optional until ingest exists
+	Scores   ScoreSource // optional until analytics exists
 	// Scan answers the predicates no bitmap holds; per workspace.
 	Scan func(tenantID int64) Scanner
 	// Location returns a workspace's time zone.
@@ -56,6 +57,21 @@ type SpendSource interface {
 type TagSource interface {
 	Resolve(ctx context.Context, tenantID int64, ref string) (int64, error)
 	Snapshot(ctx context.Context, tenantID int64, fn func(tagID, customerID int64) error) error
+}
+
+// ScoreRow is a customer's computed classification (analytics).
+type ScoreRow struct {
+	CustomerID int64
+	R, F, M    int    // RFM scores 1–5 (0: no orders)
+	RFMClass   string // one of the eight RFM classes, e.g. 重要价值客户
+	Lifecycle  string // 初培期, 成长期, 成熟期, 延展期, 衰退期
+	FanTier    string // 路人粉, 好感粉, 真爱粉
+}
+
+// ScoreSource streams computed scores (analytics.Service).
+type ScoreSource interface {
+	EachScore(ctx context.Context, tenantID int64, fn func(ScoreRow) error) error
+	ScoresFor(ctx context.Context, tenantID int64, ids []int64, fn func(ScoreRow) error) error
 }
 
 // EventSource streams which customers performed which events when.
@@ -151,6 +167,8 @@ func standardKinds() map[string]string {
 		"birthday": AttrDate, "first_seen_at": AttrDate, "last_seen_at": AttrDate,
 		"total_spend": AttrNumeric, "order_count": AttrNumeric, "avg_order_value": AttrNumeric,
 		"first_order_at": AttrDate, "last_order_at": AttrDate,
+		"rfm_r": AttrNumeric, "rfm_f": AttrNumeric, "rfm_m": AttrNumeric,
+		"rfm_class": AttrCategorical, "lifecycle": AttrCategorical, "fan_tier": AttrCategorical,
 	}
 }
 
@@ -197,6 +215,19 @@ func (s *Service) build(ctx context.Context, tenantID int64) (*Index, *time.Loca
 		x.mu.Unlock()
 		if err != nil {
 			return nil, nil, fmt.Errorf("audience: load spend: %w", err)
+		}
+	}
+	if s.src.Scores != nil {
+		x.mu.Lock()
+		err = s.src.Scores.EachScore(ctx, tenantID, func(r ScoreRow) error {
+			if _, ok := x.lookup(r.CustomerID); ok {
+				x.setProfile(scoreProfile(r))
+			}
+			return nil
+		})
+		x.mu.Unlock()
+		if err != nil {
+			return nil, nil, fmt.Errorf("audience: load scores: %w", err)
 		}
 	}
 	if s.src.Tags != nil {
@@ -316,6 +347,15 @@ func spendProfile(r SpendRow) Profile {
 	if !r.FirstOrderAt.IsZero() {
 		p.Nums["first_order_at"] = ptr(r.FirstOrderAt.UnixMilli())
 		p.Nums["last_order_at"] = ptr(r.LastOrderAt.UnixMilli())
+	}
+	return p
+}
+
+func scoreProfile(r ScoreRow) Profile {
+	p := Profile{ID: r.CustomerID, Cats: map[string]string{"rfm_class": r.RFMClass, "lifecycle": r.Lifecycle, "fan_tier": r.FanTier},
+		Nums: map[string]*int64{"rfm_r": nil, "rfm_f": nil, "rfm_m": nil}}
+	if r.R > 0 {
+		p.Nums["rfm_r"], p.Nums["rfm_f"], p.Nums["rfm_m"] = ptr(int64(r.R)), ptr(int64(r.F)), ptr(int64(r.M))
 	}
 	return p
 }
@@ -576,6 +616,14 @@ func (s *Service) refresh(ctx context.Context, tenantID int64, t *tenantIndex, i
 			return err
 		}
 	}
+	if s.src.Scores != nil {
+		if err := s.src.Scores.ScoresFor(ctx, tenantID, ids, func(r ScoreRow) error {
+			rows = append(rows, scoreProfile(r))
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
 	t.x.mu.Lock()
 	for _, p := range rows {
 		t.x.setProfile(p)
@@ -606,6 +654,7 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 			if t == nil {
 				continue
 			}
+			t.x.Maintain()
 			if err := s.follow(ctx, id, t); err != nil && ctx.Err() == nil {
 				s.log.Error("audience: following changes failed; will retry", "tenant", id, "err", err)
 			}

@@ -158,5 +158,8 @@ func generate(ctx context.Context, a *app.App, tenantID int64, progress io.Write
 			batch = batch[:0]
 		}
 	}
+	if err := generateTags(ctx, a, tenantID, progress); err != nil {
+		return err
+	}
 	return nil
 }

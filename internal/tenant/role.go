@@ -67,6 +67,9 @@ const (
 	PermPIIRead         Permission = "pii.read"         // see phone numbers unmasked
 	PermStaffRead       Permission = "staff.read"       // list staff and stores
 	PermStaffManage     Permission = "staff.manage"     // change staff and stores
+	PermTagsRead        Permission = "tags.read"        // see tag groups, tags and who holds them
+	PermTagsWrite       Permission = "tags.write"       // tag and untag a customer
+	PermTagsManage      Permission = "tags.manage"      // define tag groups and tags, tag customers in bulk
 )
 
 // Can reports whether role r holds permission p.
@@ -76,17 +79,18 @@ func (r Role) Can(p Permission) bool {
 		return true
 	case RoleOperator:
 		switch p {
-		case PermWorkspaceRead, PermCustomersRead, PermCustomersWrite, PermStaffRead:
+		case PermWorkspaceRead, PermCustomersRead, PermCustomersWrite, PermStaffRead,
+			PermTagsRead, PermTagsWrite, PermTagsManage:
 			return true
 		}
 	case RoleStaff:
 		switch p {
-		case PermWorkspaceRead, PermCustomersRead, PermStaffRead:
+		case PermWorkspaceRead, PermCustomersRead, PermStaffRead, PermTagsRead, PermTagsWrite:
 			return true
 		}
 	case RoleAnalyst:
 		switch p {
-		case PermWorkspaceRead, PermCustomersRead, PermStaffRead, PermAuditRead:
+		case PermWorkspaceRead, PermCustomersRead, PermStaffRead, PermAuditRead, PermTagsRead:
 			return true
 		}
 	}

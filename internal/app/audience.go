@@ -1,0 +1,81 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/siyu-dev/siyu/internal/audience"
+	"github.com/siyu-dev/siyu/internal/commerce"
+	"github.com/siyu-dev/siyu/internal/tag"
+)
+
+// audienceSources tells the audience index where its data comes from. Each
+// domain offers plain bulk reads; the adapters below give them the shapes the
+// index asks for, so no domain depends on the audience package.
+func (a *App) audienceSources() audience.Sources {
+	tags := tagSource{a.Tags}
+	return audience.Sources{
+		Profiles: a.Customers,
+		Spend:    spendSource{a.Commerce},
+		Tags:     a.Tags,
+		Location: func(ctx context.Context, tenantID int64) (*time.Location, error) {
+			w, err := a.Tenant.Workspace(ctx, tenantID)
+			if err != nil {
+				return nil, err
+			}
+			return w.Location(), nil
+		},
+		Feeds: audience.ChangeFeeds{Profiles: a.Customers, Spend: a.Commerce, Tags: tags},
+	}
+}
+
+type spendSource struct{ c *commerce.Service }
+
+func spendRow(s commerce.Spend) audience.SpendRow {
+	return audience.SpendRow{CustomerID: s.CustomerID, OrderCount: s.OrderCount, NetFen: s.NetFen, FirstOrderAt: s.FirstOrderAt, LastOrderAt: s.LastOrderAt}
+}
+
+func (s spendSource) EachSpend(ctx context.Context, tenantID int64, fn func(audience.SpendRow) error) error {
+	return s.c.EachSpend(ctx, tenantID, func(sp commerce.Spend) error { return fn(spendRow(sp)) })
+}
+
+func (s spendSource) SpendFor(ctx context.Context, tenantID int64, ids []int64, fn func(audience.SpendRow) error) error {
+	m, err := s.c.Spends(ctx, tenantID, ids)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		sp, ok := m[id]
+		if !ok {
+			sp = commerce.Spend{CustomerID: id} // no paid orders (any more)
+		}
+		if err := fn(spendRow(sp)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type tagSource struct{ t *tag.Service }
+
+func (s tagSource) TagsChangedSince(ctx context.Context, tenantID int64, since time.Time) ([]int64, error) {
+	return s.t.ChangedSince(ctx, tenantID, since)
+}
+
+func (s tagSource) TagsOf(ctx context.Context, tenantID int64, ids []int64) (map[int64][]int64, error) {
+	return s.t.TagIDsOf(ctx, tenantID, ids)
+}
+
+// buildAudienceIndexes builds every workspace's index, logging progress.
+func (a *App) buildAudienceIndexes(ctx context.Context) {
+	ids, err := a.Tenant.WorkspaceIDs(ctx)
+	if err != nil {
+		a.Log.Error("audience: unable to list workspaces", "err", err)
+		return
+	}
+	for _, id := range ids {
+		if err := a.Audiences.Build(ctx, id); err != nil && ctx.Err() == nil {
+			a.Log.Error("audience: index build failed; it will be retried on first use", "tenant", id, "err", err)
+		}
+	}
+}
