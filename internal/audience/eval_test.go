@@ -59,6 +59,16 @@ func TestEngineMatchesReference(t *testing.T) {
 					want = append(want, p.ID)
 				}
 			}
+			// Matching one customer agrees with evaluating everyone.
+			for _, p := range profiles[:8] {
+				m, err := x.Match(context.Background(), c, env, p.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m != slices.Contains(want, p.ID) {
+					t.Fatalf("seed %d: %s: Match(%d) = %v", seed, dump(c), p.ID, m)
+				}
+			}
 			if !slices.Equal(gotIDs, want) {
 				t.Fatalf("seed %d: %s\nengine %d customers, reference %d\nonly engine: %v\nonly reference: %v",
 					seed, dump(c), len(gotIDs), len(want), diff(gotIDs, want), diff(want, gotIDs))

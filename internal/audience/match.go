@@ -1,0 +1,98 @@
+package audience
+
+import (
+	"context"
+
+	"github.com/RoaringBitmap/roaring/v2"
+)
+
+// Match reports whether one customer satisfies a validated condition. Auto-tag
+// rules call it for each customer an event or order touched, so it checks that
+// customer's bits and values only; predicates that need the database (counts
+// above one, property filters, windowed order metrics, saved audiences) are
+// answered for the whole workspace and then looked up.
+func (s *Service) Match(ctx context.Context, tenantID, customerID int64, c Condition) (bool, error) {
+	if err := c.Validate(); err != nil {
+		return false, err
+	}
+	t, err := s.index(ctx, tenantID)
+	if err != nil {
+		return false, err
+	}
+	s.flush(ctx, tenantID, t)
+	env, err := s.env(ctx, tenantID, t)
+	if err != nil {
+		return false, err
+	}
+	env.Audience = s.savedResolver(tenantID, t, env, 0)
+	return t.x.Match(ctx, c, env, customerID)
+}
+
+// Match evaluates c for one customer id.
+func (x *Index) Match(ctx context.Context, c Condition, env Env, id int64) (bool, error) {
+	pre := map[*Condition]*roaring.Bitmap{}
+	if err := x.prefetch(ctx, &c, env, pre); err != nil {
+		return false, err
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	o, ok := x.lookup(id)
+	if !ok || !x.live.Contains(o) {
+		return false, nil
+	}
+	// A one-element candidate set: each predicate's result is intersected
+	// with it, which roaring does without touching the rest.
+	one := roaring.BitmapOf(o)
+	b, err := x.evalWithin(ctx, &c, env, pre, "", one)
+	if err != nil {
+		return false, err
+	}
+	return b.Contains(o), nil
+}
+
+// evalWithin evaluates c restricted to the candidates in within.
+func (x *Index) evalWithin(ctx context.Context, c *Condition, env Env, pre map[*Condition]*roaring.Bitmap, path string, within *roaring.Bitmap) (*roaring.Bitmap, error) {
+	switch c.Kind() {
+	case "and":
+		acc := within.Clone()
+		for i := range c.And {
+			if acc.IsEmpty() {
+				return acc, nil
+			}
+			b, err := x.evalWithin(ctx, &c.And[i], env, pre, path, acc)
+			if err != nil {
+				return nil, err
+			}
+			acc.And(b)
+		}
+		return acc, nil
+	case "or":
+		acc := roaring.New()
+		for i := range c.Or {
+			rest := roaring.AndNot(within, acc)
+			if rest.IsEmpty() {
+				break
+			}
+			b, err := x.evalWithin(ctx, &c.Or[i], env, pre, path, rest)
+			if err != nil {
+				return nil, err
+			}
+			acc.Or(b)
+		}
+		return acc, nil
+	case "not":
+		b, err := x.evalWithin(ctx, c.Not, env, pre, path, within)
+		if err != nil {
+			return nil, err
+		}
+		return roaring.AndNot(within, b), nil
+	}
+	// Leaves: small sets and single checks cost little either way; evaluate
+	// the leaf and intersect.
+	b, err := x.eval(ctx, c, env, pre, path)
+	if err != nil {
+		return nil, err
+	}
+	b.And(within)
+	return b, nil
+}
