@@ -126,7 +126,6 @@ func RunBench(ctx context.Context, o BenchOptions, w io.Writer) error {
 	}
 	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	env := benchEnv(now)
-	today := env.day(now)
 	fmt.Fprintf(w, "siyu bench audience: %d customers, %d tags, %d attributes, %d days of %d events; %d CPUs, %s\n",
 		o.Customers, benchTags, benchCatAttrs+benchNumAttrs, benchDays, benchEvents, runtime.NumCPU(), runtime.Version())
 
@@ -134,34 +133,7 @@ func RunBench(ctx context.Context, o BenchOptions, w io.Writer) error {
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 	start := time.Now()
-	x := NewIndex()
-	x.mu.Lock()
-	tagSets := make([][]uint32, benchTags+1)
-	for i := range o.Customers {
-		c := benchGen(o.Seed, i)
-		id := int64(i + 1)
-		live := true
-		p := Profile{ID: id, Live: &live, Cats: map[string]string{}, Nums: map[string]*int64{}}
-		for a, v := range c.cats {
-			p.Cats[fmt.Sprintf("c%d", a)] = v
-		}
-		for a := range c.nums {
-			p.Nums[fmt.Sprintf("n%d", a)] = &c.nums[a]
-		}
-		x.setProfile(p)
-		o32 := uint32(i)
-		for _, t := range c.tags {
-			tagSets[t] = append(tagSets[t], o32)
-		}
-		benchEventDays(o.Seed, i, func(e, d int) { x.addEvent(o32, fmt.Sprintf("e%d", e), today-int32(d)) })
-	}
-	for t, ords := range tagSets {
-		if len(ords) > 0 {
-			x.tags[int64(t)] = roaring.BitmapOf(ords...)
-		}
-	}
-	x.mu.Unlock()
-	x.Optimize()
+	x := buildBenchIndex(o, env)
 	build := time.Since(start)
 	runtime.GC()
 	var after runtime.MemStats
@@ -191,6 +163,40 @@ func RunBench(ctx context.Context, o BenchOptions, w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// buildBenchIndex builds the index of the synthetic customers in memory.
+func buildBenchIndex(o BenchOptions, env Env) *Index {
+	today := env.day(env.Now)
+	x := NewIndex()
+	x.mu.Lock()
+	tagSets := make([][]uint32, benchTags+1)
+	for i := range o.Customers {
+		c := benchGen(o.Seed, i)
+		id := int64(i + 1)
+		live := true
+		p := Profile{ID: id, Live: &live, Cats: map[string]string{}, Nums: map[string]*int64{}}
+		for a, v := range c.cats {
+			p.Cats[fmt.Sprintf("c%d", a)] = v
+		}
+		for a := range c.nums {
+			p.Nums[fmt.Sprintf("n%d", a)] = &c.nums[a]
+		}
+		x.setProfile(p)
+		o32 := uint32(i)
+		for _, t := range c.tags {
+			tagSets[t] = append(tagSets[t], o32)
+		}
+		benchEventDays(o.Seed, i, func(e, d int) { x.addEvent(o32, fmt.Sprintf("e%d", e), today-int32(d)) })
+	}
+	for t, ords := range tagSets {
+		if len(ords) > 0 {
+			x.tags[int64(t)] = roaring.BitmapOf(ords...)
+		}
+	}
+	x.mu.Unlock()
+	x.Optimize()
+	return x
 }
 
 func percentile(d []time.Duration, p int) time.Duration {

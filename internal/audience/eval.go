@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -94,7 +95,7 @@ func (x *Index) Eval(ctx context.Context, c Condition, env Env) (*roaring.Bitmap
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return x.eval(ctx, &c, env, pre, "")
+	return x.eval(ctx, &c, env, pre, "", x.live)
 }
 
 // needsScan reports whether an event or order condition needs the database.
@@ -242,80 +243,106 @@ func cmpFloat64(a float64, op string, b float64) bool {
 	return false
 }
 
-func (x *Index) eval(ctx context.Context, c *Condition, env Env, pre map[*Condition]*roaring.Bitmap, path string) (*roaring.Bitmap, error) {
+// evalOrder ranks a node for evaluation inside an "and": selective, cheap
+// predicates first, so later ones only check the customers still in.
+func evalOrder(c *Condition) int {
+	switch c.Kind() {
+	case "tag":
+		if c.TagsNone != nil {
+			return 6
+		}
+		return 0
+	case "source", "staff", "group":
+		return 1
+	case "attr":
+		switch c.Op {
+		case "=", "in", "contains":
+			return 1
+		}
+		return 3
+	case "audience":
+		return 2
+	case "event", "order":
+		return 4
+	case "or", "and":
+		return 5
+	}
+	return 6 // not
+}
+
+// eval evaluates c among the candidates in within (a subset of live
+// customers) and returns the matching ones, a fresh bitmap.
+func (x *Index) eval(ctx context.Context, c *Condition, env Env, pre map[*Condition]*roaring.Bitmap, path string, within *roaring.Bitmap) (*roaring.Bitmap, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	switch c.Kind() {
 	case "and":
-		var acc *roaring.Bitmap
-		for i := range c.And {
-			// A negated child subtracts from what the others select, which
-			// avoids materialising the complement.
-			if n := c.And[i].Not; n != nil && acc != nil {
-				b, err := x.eval(ctx, n, env, pre, join(path, fmt.Sprintf("and[%d].not", i)))
-				if err != nil {
-					return nil, err
-				}
-				acc.AndNot(b)
-				continue
-			}
-			b, err := x.eval(ctx, &c.And[i], env, pre, join(path, fmt.Sprintf("and[%d]", i)))
+		order := make([]int, len(c.And))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return evalOrder(&c.And[a]) - evalOrder(&c.And[b]) })
+		// Every child is evaluated even once nothing is left, so errors in any
+		// node are reported whatever the data; on an empty set that is cheap.
+		acc := within
+		for _, i := range order {
+			b, err := x.eval(ctx, &c.And[i], env, pre, join(path, fmt.Sprintf("and[%d]", i)), acc)
 			if err != nil {
 				return nil, err
 			}
-			if acc == nil {
-				acc = b
-			} else {
-				acc.And(b)
-			}
+			acc = b
+		}
+		if acc == within {
+			acc = within.Clone()
 		}
 		return acc, nil
 	case "or":
-		parts := make([]*roaring.Bitmap, 0, len(c.Or))
+		acc := roaring.New()
 		for i := range c.Or {
-			b, err := x.eval(ctx, &c.Or[i], env, pre, join(path, fmt.Sprintf("or[%d]", i)))
+			rest := roaring.AndNot(within, acc)
+			b, err := x.eval(ctx, &c.Or[i], env, pre, join(path, fmt.Sprintf("or[%d]", i)), rest)
 			if err != nil {
 				return nil, err
 			}
-			parts = append(parts, b)
+			acc.Or(b)
 		}
-		return roaring.FastOr(parts...), nil
+		return acc, nil
 	case "not":
-		b, err := x.eval(ctx, c.Not, env, pre, join(path, "not"))
+		b, err := x.eval(ctx, c.Not, env, pre, join(path, "not"), within)
 		if err != nil {
 			return nil, err
 		}
-		return roaring.AndNot(x.live, b), nil
+		return roaring.AndNot(within, b), nil
 	case "tag":
-		return x.evalTags(ctx, c, env, path)
+		return x.evalTags(ctx, c, env, path, within)
 	case "attr":
-		return x.evalAttr(c.Attr, c.Op, c.Value, env, path)
+		return x.evalAttr(c.Attr, c.Op, c.Value, env, path, within)
 	case "event":
 		if b, ok := pre[c]; ok {
-			return roaring.And(b, x.live), nil
+			return roaring.And(b, within), nil
 		}
-		return x.evalEventDays(c, env), nil
+		return x.evalEventDays(c, env, within), nil
 	case "order":
 		if b, ok := pre[c]; ok {
-			return roaring.And(b, x.live), nil
+			return roaring.And(b, within), nil
 		}
 		attr := "total_spend"
 		if c.Order.Metric == "count" {
 			attr = "order_count"
 		}
-		return x.evalAttr(attr, c.Order.Op, c.Order.Value, env, join(path, "order"))
+		return x.evalAttr(attr, c.Order.Op, c.Order.Value, env, join(path, "order"), within)
 	case "source":
 		if c.Source != "" {
-			return x.evalAttr("source", "=", c.Source, env, path)
+			return x.evalAttr("source", "=", c.Source, env, path, within)
 		}
-		return x.evalAttr("source_code", "=", c.SourceCode, env, path)
+		return x.evalAttr("source_code", "=", c.SourceCode, env, path, within)
 	case "staff":
-		return x.evalAttr("staff", "=", strconv.FormatInt(c.Staff, 10), env, path)
+		return x.evalAttr("staff", "=", strconv.FormatInt(c.Staff, 10), env, path, within)
 	case "group":
-		return x.evalAttr("group", "=", c.Group, env, path)
+		return x.evalAttr("group", "=", c.Group, env, path, within)
 	case "audience":
-		return roaring.And(pre[c], x.live), nil
+		return roaring.And(pre[c], within), nil
 	}
 	return nil, bad(path, "empty condition")
 }
@@ -344,7 +371,7 @@ func pathOrRoot(p string) string {
 	return p
 }
 
-func (x *Index) evalTags(ctx context.Context, c *Condition, env Env, path string) (*roaring.Bitmap, error) {
+func (x *Index) evalTags(ctx context.Context, c *Condition, env Env, path string, within *roaring.Bitmap) (*roaring.Bitmap, error) {
 	refs, mode := []string{c.Tag}, "any"
 	switch {
 	case c.TagsAny != nil:
@@ -362,26 +389,32 @@ func (x *Index) evalTags(ctx context.Context, c *Condition, env Env, path string
 		}
 		sets[i] = b
 	}
-	var out *roaring.Bitmap
 	switch mode {
 	case "all":
-		out = roaring.FastAnd(sets...)
-		if len(sets) == 1 {
-			out = sets[0].Clone()
+		out := roaring.And(within, sets[0])
+		for _, s := range sets[1:] {
+			out.And(s)
 		}
-	default:
-		out = roaring.FastOr(sets...)
+		return out, nil
+	case "none":
+		out := within.Clone()
+		for _, s := range sets {
+			out.AndNot(s)
+		}
+		return out, nil
 	}
-	if mode == "none" {
-		return roaring.AndNot(x.live, out), nil
+	if len(sets) == 1 {
+		return roaring.And(within, sets[0]), nil
 	}
-	out.And(x.live)
+	out := roaring.FastOr(sets...)
+	out.And(within)
 	return out, nil
 }
 
-func (x *Index) evalEventDays(c *Condition, env Env) *roaring.Bitmap {
+func (x *Index) evalEventDays(c *Condition, env Env, within *roaring.Bitmap) *roaring.Bitmap {
 	days := x.events[c.Event]
 	var parts []*roaring.Bitmap
+	var total uint64
 	from, to := env.window(c.WithinDays, c.Between)
 	lo, hi := int32(math.MinInt32), int32(math.MaxInt32)
 	if !from.IsZero() {
@@ -390,14 +423,32 @@ func (x *Index) evalEventDays(c *Condition, env Env) *roaring.Bitmap {
 	for d, b := range days {
 		if d >= lo && d <= hi {
 			parts = append(parts, b)
+			total += b.GetCardinality()
 		}
 	}
-	did := roaring.FastOr(parts...)
+	var did *roaring.Bitmap
+	if n := within.GetCardinality(); n*uint64(len(parts)) < total/4 {
+		// Few candidates: look each up in the day sets rather than union
+		// every day's customers.
+		did = roaring.New()
+		it := within.Iterator()
+		for it.HasNext() {
+			o := it.Next()
+			for _, b := range parts {
+				if b.Contains(o) {
+					did.Add(o)
+					break
+				}
+			}
+		}
+	} else {
+		did = roaring.FastOr(parts...)
+		did.And(within)
+	}
 	never := c.Count != nil && ((c.Count.Op == "=" && c.Count.Value == 0) || (c.Count.Op == "<" && c.Count.Value == 1) || (c.Count.Op == "<=" && c.Count.Value == 0))
 	if never {
-		return roaring.AndNot(x.live, did)
+		return roaring.AndNot(within, did)
 	}
-	did.And(x.live)
 	return did
 }
 
@@ -415,7 +466,7 @@ func catValue(v any) string {
 	return fmt.Sprint(v)
 }
 
-func (x *Index) evalAttr(attr, op string, v any, env Env, path string) (*roaring.Bitmap, error) {
+func (x *Index) evalAttr(attr, op string, v any, env Env, path string, within *roaring.Bitmap) (*roaring.Bitmap, error) {
 	kind, ok := "", false
 	if env.AttrKind != nil {
 		kind, ok = env.AttrKind(attr)
@@ -424,12 +475,12 @@ func (x *Index) evalAttr(attr, op string, v any, env Env, path string) (*roaring
 		return nil, errs.Field(join(path, "attr"), "unknown_attribute", "%s: unknown attribute %q", pathOrRoot(path), attr)
 	}
 	if kind == AttrCategorical {
-		return x.evalCat(attr, op, v, path)
+		return x.evalCat(attr, op, v, path, within)
 	}
-	return x.evalNum(attr, kind, op, v, env, path)
+	return x.evalNum(attr, kind, op, v, env, path, within)
 }
 
-func (x *Index) evalCat(attr, op string, v any, path string) (*roaring.Bitmap, error) {
+func (x *Index) evalCat(attr, op string, v any, path string, within *roaring.Bitmap) (*roaring.Bitmap, error) {
 	vals := x.cats[attr]
 	get := func(s string) *roaring.Bitmap {
 		if b := vals[s]; b != nil {
@@ -455,7 +506,7 @@ func (x *Index) evalCat(attr, op string, v any, path string) (*roaring.Bitmap, e
 	var out *roaring.Bitmap
 	switch op {
 	case "=":
-		out = get(catValue(v)).Clone()
+		return roaring.And(within, get(catValue(v))), nil
 	case "!=":
 		out = roaring.AndNot(all(), get(catValue(v)))
 	case "in":
@@ -465,7 +516,7 @@ func (x *Index) evalCat(attr, op string, v any, path string) (*roaring.Bitmap, e
 	case "is_set":
 		out = all()
 	case "is_not_set":
-		return roaring.AndNot(x.live, all()), nil
+		return roaring.AndNot(within, all()), nil
 	case "contains":
 		needle := strings.ToLower(catValue(v))
 		var parts []*roaring.Bitmap
@@ -478,7 +529,7 @@ func (x *Index) evalCat(attr, op string, v any, path string) (*roaring.Bitmap, e
 	default:
 		return nil, errs.Field(join(path, "op"), "invalid_condition", "%s: %q does not apply to %s, which is not numeric", pathOrRoot(path), op, attr)
 	}
-	out.And(x.live)
+	out.And(within)
 	return out, nil
 }
 
@@ -502,7 +553,7 @@ func intRange(op string, f float64) (lo, hi int64) {
 	return 1, 0
 }
 
-func (x *Index) evalNum(attr, kind, op string, v any, env Env, path string) (*roaring.Bitmap, error) {
+func (x *Index) evalNum(attr, kind, op string, v any, env Env, path string, within *roaring.Bitmap) (*roaring.Bitmap, error) {
 	col := x.nums[attr]
 	if col == nil {
 		col = newNumColumn()
@@ -515,49 +566,48 @@ func (x *Index) evalNum(attr, kind, op string, v any, env Env, path string) (*ro
 		f, ok := number(v)
 		return f * scale, ok
 	}
-	var out *roaring.Bitmap
+	// Each operator becomes inclusive ranges of stored values, possibly
+	// negated (among customers with a value).
+	var ranges [][2]int64
+	negate := false
 	switch op {
 	case "=", ">", ">=", "<", "<=":
 		f, _ := number(v)
 		lo, hi := intRange(op, f)
-		out = col.rangeOf(lo, hi)
+		ranges = append(ranges, [2]int64{lo, hi})
 	case "!=":
 		f, _ := number(v)
 		lo, hi := intRange("=", f)
-		out = roaring.AndNot(col.has, col.rangeOf(lo, hi))
+		ranges, negate = append(ranges, [2]int64{lo, hi}), true
 	case "between":
 		l := v.([]any)
 		a, _ := number(l[0])
 		b, _ := number(l[1])
-		out = col.rangeOf(int64(math.Ceil(a)), int64(math.Floor(b)))
+		ranges = append(ranges, [2]int64{int64(math.Ceil(a)), int64(math.Floor(b))})
 	case "in", "not_in":
 		items, _ := v.([]any)
-		parts := make([]*roaring.Bitmap, 0, len(items))
 		for _, it := range items {
 			f, ok := number(it)
 			if !ok {
 				return nil, errs.Field(join(path, "value"), "invalid_condition", "%s: %s is numeric; list numbers", pathOrRoot(path), attr)
 			}
 			lo, hi := intRange("=", f)
-			parts = append(parts, col.rangeOf(lo, hi))
+			ranges = append(ranges, [2]int64{lo, hi})
 		}
-		out = roaring.FastOr(parts...)
-		if op == "not_in" {
-			out = roaring.AndNot(col.has, out)
-		}
+		negate = op == "not_in"
 	case "is_set":
-		out = col.has.Clone()
+		return roaring.And(within, col.has), nil
 	case "is_not_set":
-		return roaring.AndNot(x.live, col.has), nil
+		return roaring.AndNot(within, col.has), nil
 	case "before", "after":
 		if kind != AttrDate {
 			return nil, errs.Field(join(path, "op"), "invalid_condition", "%s: %s applies to dates; %s is a number", pathOrRoot(path), op, attr)
 		}
 		d, _ := time.ParseInLocation(time.DateOnly, v.(string), env.Loc)
 		if op == "before" {
-			out = col.rangeOf(math.MinInt64, d.UnixMilli()-1)
+			ranges = append(ranges, [2]int64{math.MinInt64, d.UnixMilli() - 1})
 		} else {
-			out = col.rangeOf(d.AddDate(0, 0, 1).UnixMilli(), math.MaxInt64)
+			ranges = append(ranges, [2]int64{d.AddDate(0, 0, 1).UnixMilli(), math.MaxInt64})
 		}
 	case "within_last_days":
 		if kind != AttrDate {
@@ -565,13 +615,44 @@ func (x *Index) evalNum(attr, kind, op string, v any, env Env, path string) (*ro
 		}
 		n, _ := number(v)
 		from, to := env.window(int(n), nil)
-		out = col.rangeOf(from.UnixMilli(), to.UnixMilli())
+		ranges = append(ranges, [2]int64{from.UnixMilli(), to.UnixMilli()})
 	case "contains":
 		return nil, errs.Field(join(path, "op"), "invalid_condition", "%s: contains applies to text; %s is numeric", pathOrRoot(path), attr)
 	default:
 		return nil, errs.Field(join(path, "op"), "invalid_condition", "%s: unknown operator %q", pathOrRoot(path), op)
 	}
-	out.And(x.live)
+	if n := within.GetCardinality(); n < col.has.GetCardinality()/16 {
+		// Few candidates: check their values directly.
+		out := roaring.New()
+		it := within.Iterator()
+		for it.HasNext() {
+			o := it.Next()
+			if !col.has.Contains(o) {
+				continue
+			}
+			val := col.vals[o]
+			in := false
+			for _, r := range ranges {
+				if val >= r[0] && val <= r[1] {
+					in = true
+					break
+				}
+			}
+			if in != negate {
+				out.Add(o)
+			}
+		}
+		return out, nil
+	}
+	parts := make([]*roaring.Bitmap, 0, len(ranges))
+	for _, r := range ranges {
+		parts = append(parts, col.rangeOf(r[0], r[1]))
+	}
+	out := roaring.FastOr(parts...)
+	if negate {
+		out = roaring.AndNot(col.has, out)
+	}
+	out.And(within)
 	return out, nil
 }
 

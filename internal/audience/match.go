@@ -40,59 +40,10 @@ func (x *Index) Match(ctx context.Context, c Condition, env Env, id int64) (bool
 	if !ok || !x.live.Contains(o) {
 		return false, nil
 	}
-	// A one-element candidate set: each predicate's result is intersected
-	// with it, which roaring does without touching the rest.
-	one := roaring.BitmapOf(o)
-	b, err := x.evalWithin(ctx, &c, env, pre, "", one)
+	// A one-element candidate set: every predicate checks just this customer.
+	b, err := x.eval(ctx, &c, env, pre, "", roaring.BitmapOf(o))
 	if err != nil {
 		return false, err
 	}
 	return b.Contains(o), nil
-}
-
-// evalWithin evaluates c restricted to the candidates in within.
-func (x *Index) evalWithin(ctx context.Context, c *Condition, env Env, pre map[*Condition]*roaring.Bitmap, path string, within *roaring.Bitmap) (*roaring.Bitmap, error) {
-	switch c.Kind() {
-	case "and":
-		acc := within.Clone()
-		for i := range c.And {
-			if acc.IsEmpty() {
-				return acc, nil
-			}
-			b, err := x.evalWithin(ctx, &c.And[i], env, pre, path, acc)
-			if err != nil {
-				return nil, err
-			}
-			acc.And(b)
-		}
-		return acc, nil
-	case "or":
-		acc := roaring.New()
-		for i := range c.Or {
-			rest := roaring.AndNot(within, acc)
-			if rest.IsEmpty() {
-				break
-			}
-			b, err := x.evalWithin(ctx, &c.Or[i], env, pre, path, rest)
-			if err != nil {
-				return nil, err
-			}
-			acc.Or(b)
-		}
-		return acc, nil
-	case "not":
-		b, err := x.evalWithin(ctx, c.Not, env, pre, path, within)
-		if err != nil {
-			return nil, err
-		}
-		return roaring.AndNot(within, b), nil
-	}
-	// Leaves: small sets and single checks cost little either way; evaluate
-	// the leaf and intersect.
-	b, err := x.eval(ctx, c, env, pre, path)
-	if err != nil {
-		return nil, err
-	}
-	b.And(within)
-	return b, nil
 }
