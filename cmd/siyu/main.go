@@ -212,6 +212,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "admin login: %s %s\n", creds.AdminEmail, creds.AdminPassword)
 	fmt.Fprintf(stdout, "API key: %s\n", creds.APIKey)
 	fmt.Fprintf(stdout, "data: %s\n", dir)
+	go func() {
+		if err := demo.Activity(ctx, a, dir, creds, stderr); err != nil && ctx.Err() == nil {
+			log.Error("demo activity stopped; it resumes at the next start", "err", err)
+		}
+	}()
 	return a.Serve(ctx, ln)
 }
 

@@ -117,7 +117,7 @@ func (s *Service) ForIndex(ctx context.Context, tenantID int64, ids []int64, fn 
 // ChangedSince returns the ids of profiles written at or after since (merged
 // ones included: they are no longer live).
 func (s *Service) ChangedSince(ctx context.Context, tenantID int64, since time.Time) ([]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM customers WHERE tenant_id = $1 AND updated_at >= $2 ORDER BY id`, tenantID, db.Millis(since))
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM customers WHERE tenant_id = $1 AND updated_at >= $2`, tenantID, db.Millis(since))
 	if err != nil {
 		return nil, fmt.Errorf("customer: unable to read changes: %w", err)
 	}

@@ -19,7 +19,7 @@ const BrandName = "茶语时光 TeaTime"
 // Sizes of the generated brand.
 const (
 	customersPerBatch = 1000
-	demoCustomers     = 6000
+	demoCustomers     = 20000
 )
 
 type city struct {

@@ -29,6 +29,9 @@ type Credentials struct {
 	AdminEmail    string `json:"admin_email"`
 	AdminPassword string `json:"admin_password"`
 	APIKey        string `json:"api_key"`
+	// ActivityDone is set once the background activity (orders, events)
+	// has been generated in full.
+	ActivityDone bool `json:"activity_done,omitempty"`
 }
 
 const credentialsFile = "demo-credentials.json"
@@ -70,6 +73,22 @@ func Setup(ctx context.Context, a *app.App, dir string, progress io.Writer) (Cre
 		return Credentials{}, err
 	}
 	return creds, nil
+}
+
+// Activity generates the demo brand's history — months of orders (and,
+// through ingest, events) — in the background after the server is up, so the
+// console is usable at once and fills in while progress is printed. It runs
+// once per data directory.
+func Activity(ctx context.Context, a *app.App, dir string, creds Credentials, progress io.Writer) error {
+	if creds.ActivityDone {
+		return nil
+	}
+	fmt.Fprintln(progress, "demo: generating months of activity in the background (the console works meanwhile)…")
+	if err := generateOrders(ctx, a, creds.WorkspaceID, demoCustomers, progress); err != nil {
+		return err
+	}
+	creds.ActivityDone = true
+	return writeCredentials(filepath.Join(dir, credentialsFile), creds)
 }
 
 // ensureAdmin creates the demo admin, or resets its password when the
