@@ -309,7 +309,7 @@ func benchLoad(ctx context.Context, d *db.DB, o BenchOptions, env Env) error {
 	for _, s := range []string{
 		`CREATE INDEX bench_customers_n0 ON bench_customers (n0)`,
 		`CREATE INDEX bench_tags_customer ON bench_tags (customer_id, tag_id)`,
-		`CREATE INDEX bench_events_name_day ON bench_events (name, day, customer_id)`,
+		`CREATE INDEX bench_events_customer ON bench_events (customer_id, name, day)`,
 		`ANALYZE`,
 	} {
 		if _, err := d.ExecContext(ctx, s); err != nil {

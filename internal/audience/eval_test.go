@@ -158,3 +158,34 @@ func TestEvalErrorsNameThePath(t *testing.T) {
 		}
 	}
 }
+
+// The production property matcher agrees with the reference's reading.
+func TestMatchPropsAgreesWithReference(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(9, 9))
+	ref := refEval{now: time.Now(), loc: time.UTC}
+	for range 2000 {
+		e := refEvent{Props: map[string]any{"category": []string{"茶饮", "甜品"}[r.IntN(2)], "price": float64(r.IntN(60))}}
+		if r.IntN(4) == 0 {
+			delete(e.Props, "price")
+		}
+		ops := []string{"=", "!=", ">", ">=", "<", "<=", "in", "not_in", "contains", "is_set"}
+		w := PropCond{Prop: []string{"category", "price"}[r.IntN(2)], Op: ops[r.IntN(len(ops))]}
+		switch w.Op {
+		case "in", "not_in":
+			w.Value = []any{"茶饮", float64(r.IntN(60))}
+		case "contains":
+			w.Value = "茶"
+		case "is_set":
+		default:
+			if w.Prop == "price" {
+				w.Value = float64(r.IntN(60))
+			} else {
+				w.Value = "甜品"
+			}
+		}
+		if got, want := MatchProps([]PropCond{w})(e.Props), ref.props(e, []PropCond{w}); got != want {
+			t.Fatalf("%+v on %v: %v, reference %v", w, e.Props, got, want)
+		}
+	}
+}
