@@ -30,8 +30,9 @@ type Index struct {
 	nums   map[string]*numColumn
 	events map[string]map[int32]*roaring.Bitmap
 	// catOf remembers each customer's categorical values, so an update knows
-	// which bitmap to leave.
-	catOf map[string][]string
+	// which bitmap to leave: a dictionary code per ordinal (0: unset), 4 bytes
+	// a customer instead of a string header's 16.
+	catOf map[string]*catColumn
 }
 
 // NewIndex returns an empty index.
@@ -42,7 +43,7 @@ func NewIndex() *Index {
 		cats:   map[string]map[string]*roaring.Bitmap{},
 		nums:   map[string]*numColumn{},
 		events: map[string]map[int32]*roaring.Bitmap{},
-		catOf:  map[string][]string{},
+		catOf:  map[string]*catColumn{},
 	}
 }
 
@@ -106,9 +107,9 @@ func (x *Index) shiftFrom(o uint32) {
 	for _, c := range x.nums {
 		c.shiftFrom(o, shift)
 	}
-	for a, vals := range x.catOf {
-		if int(o) < len(vals) {
-			x.catOf[a] = slices.Insert(vals, int(o), "")
+	for _, cc := range x.catOf {
+		if int(o) < len(cc.codes) {
+			cc.codes = slices.Insert(cc.codes, int(o), 0)
 		}
 	}
 }
@@ -160,13 +161,45 @@ func (x *Index) setProfile(p Profile) {
 	}
 }
 
-func (x *Index) setCat(attr string, o uint32, v string) {
-	vals := x.catOf[attr]
-	if int(o) >= len(vals) {
-		vals = append(vals, make([]string, int(o)+1-len(vals))...)
-		x.catOf[attr] = vals
+// catColumn holds one categorical attribute's value per ordinal as codes into
+// a dictionary of the values seen.
+type catColumn struct {
+	codes []uint32          // by ordinal; 0 means unset
+	dict  []string          // code-1 → value
+	code  map[string]uint32 // value → code
+}
+
+func (cc *catColumn) get(o uint32) string {
+	if int(o) >= len(cc.codes) || cc.codes[o] == 0 {
+		return ""
 	}
-	old := vals[o]
+	return cc.dict[cc.codes[o]-1]
+}
+
+func (cc *catColumn) set(o uint32, v string) {
+	if int(o) >= len(cc.codes) {
+		cc.codes = slices.Grow(cc.codes, int(o)+1-len(cc.codes))[:int(o)+1]
+	}
+	if v == "" {
+		cc.codes[o] = 0
+		return
+	}
+	c, ok := cc.code[v]
+	if !ok {
+		cc.dict = append(cc.dict, v)
+		c = uint32(len(cc.dict))
+		cc.code[v] = c
+	}
+	cc.codes[o] = c
+}
+
+func (x *Index) setCat(attr string, o uint32, v string) {
+	cc := x.catOf[attr]
+	if cc == nil {
+		cc = &catColumn{code: map[string]uint32{}}
+		x.catOf[attr] = cc
+	}
+	old := cc.get(o)
 	if old == v {
 		return
 	}
@@ -191,7 +224,7 @@ func (x *Index) setCat(attr string, o uint32, v string) {
 		}
 		b.Add(o)
 	}
-	vals[o] = v
+	cc.set(o, v)
 }
 
 // SetTags records which tags were added to and removed from a customer.
@@ -334,7 +367,9 @@ func (x *Index) MemoryBytes() uint64 {
 		for v, b := range m {
 			n += b.GetSizeInBytes() + uint64(len(v))
 		}
-		n += uint64(len(x.catOf[a])) * 16
+		if cc := x.catOf[a]; cc != nil {
+			n += uint64(len(cc.codes)) * 4
+		}
 	}
 	for _, days := range x.events {
 		for _, b := range days {

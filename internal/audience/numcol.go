@@ -42,7 +42,7 @@ func (c *numColumn) set(o uint32, v *int64) {
 		return
 	}
 	if int(o) >= len(c.vals) {
-		c.vals = append(c.vals, make([]int64, int(o)+1-len(c.vals))...)
+		c.vals = slices.Grow(c.vals, int(o)+1-len(c.vals))[:int(o)+1]
 	}
 	c.vals[o] = *v
 	c.has.Add(o)
