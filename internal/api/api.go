@@ -14,9 +14,11 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
+	"github.com/siyu-dev/siyu/internal/analytics"
 	"github.com/siyu-dev/siyu/internal/audience"
 	"github.com/siyu-dev/siyu/internal/commerce"
 	"github.com/siyu-dev/siyu/internal/customer"
+	"github.com/siyu-dev/siyu/internal/event"
 	"github.com/siyu-dev/siyu/internal/importer"
 	"github.com/siyu-dev/siyu/internal/page"
 	"github.com/siyu-dev/siyu/internal/staff"
@@ -34,8 +36,11 @@ type Deps struct {
 	Customers *customer.Service
 	Staff     *staff.Service
 	Tags      *tag.Service
+	TagRules  *tag.Rules
+	Events    *event.Service
 	Commerce  *commerce.Service
 	Audiences *audience.Service
+	Analytics *analytics.Service
 	Imports   *importer.Service
 	Version   string
 }
@@ -87,9 +92,14 @@ func Register(mux *http.ServeMux, deps Deps) *API {
 	a.registerCustomers()
 	a.registerStaff()
 	a.registerTags()
+	a.registerTagRules()
 	a.registerCommerce()
 	a.registerAudiences()
+	a.registerScores()
 	a.registerImports()
+	a.registerWriteKeys()
+	a.registerEvents()
+	a.registerIngest(mux)
 	return a
 }
 

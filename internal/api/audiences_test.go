@@ -127,6 +127,11 @@ func TestAudienceSeesTagsAndOrders(t *testing.T) {
 			`{"attr": "total_spend", "op": ">=", "value": 10000}`:                                1,
 			`{"order": {"metric": "count", "op": ">=", "value": 1}}`:                             2,
 			`{"and": [{"attr": "order_count", "op": "=", "value": 1}, {"not": {"tag": "高价值"}}]}`: 1,
+			// Answered from the order log: a window, a product, and "under" (which
+			// includes customers without orders in the window).
+			`{"order": {"metric": "spend", "op": ">=", "value": 10000, "within_days": 60}}`: 1,
+			`{"order": {"sku": "tea-1"}}`: 1,
+			`{"order": {"metric": "count", "op": "<", "value": 1, "within_days": 60}}`: 0,
 		} {
 			if got := count(cond); got != want {
 				t.Errorf("%s: %d, want %d", cond, got, want)

@@ -18,12 +18,14 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/siyu-dev/siyu/internal/analytics"
 	"github.com/siyu-dev/siyu/internal/api"
 	"github.com/siyu-dev/siyu/internal/audience"
 	"github.com/siyu-dev/siyu/internal/commerce"
 	"github.com/siyu-dev/siyu/internal/console"
 	"github.com/siyu-dev/siyu/internal/customer"
 	"github.com/siyu-dev/siyu/internal/db"
+	"github.com/siyu-dev/siyu/internal/event"
 	"github.com/siyu-dev/siyu/internal/importer"
 	"github.com/siyu-dev/siyu/internal/pii"
 	"github.com/siyu-dev/siyu/internal/staff"
@@ -41,8 +43,11 @@ type App struct {
 	Customers *customer.Service
 	Staff     *staff.Service
 	Tags      *tag.Service
+	TagRules  *tag.Rules
+	Events    *event.Service
 	Commerce  *commerce.Service
 	Audiences *audience.Service
+	Analytics *analytics.Service
 	Imports   *importer.Service
 	Version   string
 
@@ -105,25 +110,35 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, o Options) (*App, er
 	a.Tags = tag.NewService(d, tag.Options{Logger: log, Auditor: a.Tenant})
 	a.Customers.OnMerge("tags", a.Tags.MoveCustomer)
 	a.Customers.AddTimelineSource(a.Tags)
+	a.Events = event.NewService(d, event.Options{Logger: log, Auditor: a.Tenant})
+	a.Customers.OnMerge("events", a.Events.MoveCustomer)
+	a.Customers.AddTimelineSource(a.Events)
 	a.Commerce = commerce.NewService(d, a.Customers, a.Staff, log)
 	a.Customers.OnMerge("orders", a.Commerce.MoveCustomer)
 	a.Customers.AddTimelineSource(a.Commerce)
 	a.Imports = importer.NewService(d, a.Customers, a.Tenant, log, importer.Options{Orders: a.Commerce})
+	a.Analytics = a.newAnalytics()
 	a.Audiences = audience.NewService(d, a.audienceSources(), log)
 	// Tag changes reach the index at once; other nodes' through its feed.
 	a.Tags.Observe(a.Audiences)
+	a.TagRules = a.newTagRules()
 	a.registerDBMetrics()
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /metrics", a.serveMetrics)
-	api.Register(mux, api.Deps{Log: log, Tenant: a.Tenant, Customers: a.Customers, Staff: a.Staff, Tags: a.Tags, Commerce: a.Commerce, Imports: a.Imports, Audiences: a.Audiences, Version: o.Version})
+	api.Register(mux, api.Deps{Log: log, Tenant: a.Tenant, Customers: a.Customers, Staff: a.Staff, Tags: a.Tags, TagRules: a.TagRules, Events: a.Events, Commerce: a.Commerce, Imports: a.Imports, Audiences: a.Audiences, Analytics: a.Analytics, Version: o.Version})
 	con, err := console.New(console.Deps{
 		Log:     log,
 		Tenant:  a.Tenant,
 		Version: o.Version,
 		Secure:  strings.HasPrefix(cfg.BaseURL, "https://"),
+
+		Customers: a.Customers,
+		Commerce:  a.Commerce,
+		Events:    a.Events,
+		Imports:   a.Imports,
 	})
 	if err != nil {
 		d.Close()
@@ -197,10 +212,22 @@ func (a *App) startWorkers(ctx context.Context) {
 		a.buildAudienceIndexes(ctx)
 		a.Audiences.Run(ctx, time.Second)
 	}()
+	// Auto-tag rules: real-time workers, daily schedule runs, back-fills and
+	// attribute changes.
+	a.runTagRules(ctx)
+	// Resolves ingested events to customers; woken by each ingest commit.
+	events := a.Events.NewProcessor(a.Customers, event.ProcessorOptions{})
+	a.workers.Add(1)
+	go func() { defer a.workers.Done(); events.Run(ctx) }()
 	// Runs queued imports (woken when one is queued here) and resumes those
 	// a stopped worker left.
 	a.workers.Add(1)
 	go func() { defer a.workers.Done(); a.Imports.Work(ctx) }()
+	// Computed attributes (RFM, lifecycle, fan tier): every workspace scored
+	// at start when it never was or missed its daily run, in full daily and
+	// on request, and customers whose orders or activity changed every minute.
+	a.workers.Add(1)
+	go func() { defer a.workers.Done(); a.Analytics.Run(ctx, time.Minute) }()
 	a.every(ctx, "purge-sessions", time.Hour, func(ctx context.Context) error {
 		n, err := a.Tenant.PurgeExpiredSessions(ctx)
 		if n > 0 {

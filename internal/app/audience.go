@@ -18,6 +18,9 @@ func (a *App) audienceSources() audience.Sources {
 		Profiles: a.Customers,
 		Spend:    spendSource{a.Commerce},
 		Tags:     a.Tags,
+		Scores:   a.Analytics,
+		Events:   a.Events,
+		Scan:     func(tenantID int64) audience.Scanner { return scanner{tenantID, a} },
 		Location: func(ctx context.Context, tenantID int64) (*time.Location, error) {
 			w, err := a.Tenant.Workspace(ctx, tenantID)
 			if err != nil {
@@ -25,7 +28,7 @@ func (a *App) audienceSources() audience.Sources {
 			}
 			return w.Location(), nil
 		},
-		Feeds: audience.ChangeFeeds{Profiles: a.Customers, Spend: a.Commerce, Tags: tags},
+		Feeds: audience.ChangeFeeds{Profiles: a.Customers, Spend: a.Commerce, Tags: tags, Scores: a.Analytics, Events: a.Events},
 	}
 }
 
@@ -64,6 +67,26 @@ func (s tagSource) TagsChangedSince(ctx context.Context, tenantID int64, since t
 
 func (s tagSource) TagsOf(ctx context.Context, tenantID int64, ids []int64) (map[int64][]int64, error) {
 	return s.t.TagIDsOf(ctx, tenantID, ids)
+}
+
+// scanner answers, from the event and order logs, the conditions the index
+// does not hold.
+type scanner struct {
+	tenantID int64
+	a        *App
+}
+
+func (s scanner) EventCounts(ctx context.Context, c audience.Condition, from, to time.Time) (map[int64]int64, error) {
+	var keep func(map[string]any) bool
+	if len(c.Where) > 0 {
+		keep = audience.MatchProps(c.Where)
+	}
+	return s.a.Events.EventCounts(ctx, s.tenantID, c.Event, from, to, keep)
+}
+
+func (s scanner) OrderValues(ctx context.Context, o audience.OrderCond, from, to time.Time) (map[int64]int64, error) {
+	return s.a.Commerce.OrderValues(ctx, s.tenantID, commerce.OrderValueQuery{
+		Metric: commerce.OrderMetric(o.Metric), SKU: o.SKU, Category: o.Category, From: from, To: to})
 }
 
 // buildAudienceIndexes builds every workspace's index, logging progress.

@@ -125,6 +125,7 @@ type Service struct {
 	stores    Stores
 	log       *slog.Logger
 	now       func() time.Time
+	obs       observers // told about paid and refunded orders after commit (observe.go)
 }
 
 // NewService returns a commerce service on d that links orders to customers

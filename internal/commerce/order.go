@@ -261,6 +261,7 @@ func (s *Service) UpsertOrder(ctx context.Context, tenantID int64, in OrderInput
 		return UpsertResult{}, err
 	}
 	var res UpsertResult
+	wasPaid := false // the order was paid before this write
 	now := s.now().UTC()
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		var err error
@@ -310,6 +311,7 @@ func (s *Service) UpsertOrder(ctx context.Context, tenantID int64, in OrderInput
 			}
 		}
 		if !res.Created {
+			wasPaid = old.status.WasPaid()
 			if !allowedTransition(old.status.base(), base) {
 				return errs.E(errs.Conflict, "invalid_status_transition",
 					"order %s/%s is %s and cannot become %s (a paid order is undone by refunds)", d.in.Source, d.in.OrderID, old.status, d.in.Status)
@@ -354,6 +356,9 @@ func (s *Service) UpsertOrder(ctx context.Context, tenantID int64, in OrderInput
 		s.log.DebugContext(ctx, "order written", "tenant", tenantID, "source", d.in.Source, "order", d.in.OrderID, "created", res.Created)
 	}
 	res.Order, err = s.Order(ctx, tenantID, d.in.Source, d.in.OrderID)
+	if err == nil && res.Changed && !wasPaid && res.Order.Status.WasPaid() {
+		s.obs.notify(OrderActivity{Kind: OrderPaid, TenantID: tenantID, CustomerID: res.Order.CustomerID, Order: res.Order, At: res.Order.PaidAt})
+	}
 	return res, err
 }
 

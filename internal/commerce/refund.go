@@ -108,6 +108,10 @@ func (s *Service) AddRefund(ctx context.Context, tenantID int64, src Source, ord
 		s.log.DebugContext(ctx, "refund recorded", "tenant", tenantID, "source", src, "order", orderID, "refund", in.RefundID, "amount_fen", in.AmountFen)
 	}
 	res.Order, err = s.Order(ctx, tenantID, src, orderID)
+	if err == nil && res.Created {
+		s.obs.notify(OrderActivity{Kind: OrderRefunded, TenantID: tenantID, CustomerID: res.Order.CustomerID, Order: res.Order,
+			RefundFen: in.AmountFen, At: in.RefundedAt})
+	}
 	return res, err
 }
 

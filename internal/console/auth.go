@@ -87,7 +87,25 @@ func (c *Console) signedInHandler(rt route) http.Handler {
 			return
 		}
 		if !isSafeMethod(r.Method) {
-			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+			limit := int64(maxFormBytes)
+			if rt.maxBody > 0 {
+				limit = rt.maxBody
+				// A file upload is large: refuse a role that may not make it
+				// before reading it.
+				if !s.Principal.Can(rt.perm) {
+					c.forbidden(w, r, s, rt.perm)
+					return
+				}
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
+			if err := parseForm(r); err != nil {
+				if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+					c.renderProblem(w, r, s, http.StatusRequestEntityTooLarge, "error.title", "error.body_too_large", limit>>20)
+					return
+				}
+				c.renderProblem(w, r, s, http.StatusBadRequest, "error.title", "error.bad_form")
+				return
+			}
 			if !tokenMatches(submittedCSRF(r), s.Session.CSRFToken) {
 				c.log.WarnContext(r.Context(), "console: CSRF token missing or wrong", "path", r.URL.Path,
 					"user_id", s.User.ID, "ip", s.Principal.IP)
@@ -161,6 +179,20 @@ func submittedCSRF(r *http.Request) string {
 		return h
 	}
 	return r.PostFormValue(csrfField)
+}
+
+// formMemory is how much of a multipart form is kept in memory; the rest of
+// an upload spills to a temporary file.
+const formMemory = 8 << 20
+
+// parseForm reads a state-changing request's form, multipart (file uploads)
+// or URL-encoded, so that a body over its limit is told apart from a form
+// without its CSRF token.
+func parseForm(r *http.Request) error {
+	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(ct, "multipart/form-data") {
+		return r.ParseMultipartForm(formMemory)
+	}
+	return r.ParseForm()
 }
 
 func tokenMatches(got, want string) bool {

@@ -15,6 +15,10 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/siyu-dev/siyu/internal/commerce"
+	"github.com/siyu-dev/siyu/internal/customer"
+	"github.com/siyu-dev/siyu/internal/event"
+	"github.com/siyu-dev/siyu/internal/importer"
 	"github.com/siyu-dev/siyu/internal/tenant"
 )
 
@@ -25,6 +29,13 @@ type Deps struct {
 	Version string
 	// Secure marks cookies Secure; set it when the console is served over HTTPS.
 	Secure bool
+
+	// The domain services below are optional: a page that needs one exists
+	// only when it is set (see routes).
+	Customers *customer.Service
+	Commerce  *commerce.Service
+	Events    *event.Service
+	Imports   *importer.Service
 }
 
 // Console serves the web console.
@@ -51,6 +62,9 @@ type route struct {
 	perm    tenant.Permission // what the user's role must hold; required
 	handle  handlerFunc
 	nav     *navEntry // set for pages listed in the sidebar
+	// maxBody overrides the request body limit (maxFormBytes) of a
+	// state-changing route that takes a file.
+	maxBody int64
 }
 
 // path is the route's URL path, for links.
@@ -93,11 +107,12 @@ func New(d Deps) (*Console, error) {
 // has a nav entry and the user's role holds its permission; sidebar groups
 // come in the order their first page is listed. A page that is not listed
 // here does not exist, so the sidebar never links to nothing: a page that
-// needs an optional service is listed only when Deps has it, e.g.
+// needs an optional service is listed only when Deps has it (see
+// customerRoutes and dataRoutes), e.g.
 //
 //	if c.deps.Customers != nil {
 //		rs = append(rs, route{pattern: "GET /customers", perm: tenant.PermCustomersRead, handle: c.customersPage,
-//			nav: &navEntry{Section: "nav.customers", Label: "nav.customer_list", Icon: "users"}})
+//			nav: &navEntry{Section: "nav.customers", Label: "nav.customer_list", Icon: "contacts"}})
 //	}
 func (c *Console) routes() []route {
 	rs := []route{
@@ -106,6 +121,8 @@ func (c *Console) routes() []route {
 	}
 
 	// Domain pages (customers, tags, audiences, …) go here, above Settings.
+	rs = append(rs, c.customerRoutes()...)
+	rs = append(rs, c.dataRoutes()...)
 
 	return append(rs, []route{
 		{pattern: "GET /settings", perm: tenant.PermWorkspaceRead, handle: c.settingsIndex},

@@ -54,8 +54,16 @@ func newHarness(t *testing.T, d *db.DB) *harness {
 // newHarnessWith is newHarness with deps (Log and Tenant are filled in).
 func newHarnessWith(t *testing.T, d *db.DB, deps console.Deps) *harness {
 	t.Helper()
+	return newHarnessFunc(t, d, func(*tenant.Service) console.Deps { return deps })
+}
+
+// newHarnessFunc is newHarness with the deps made by fn from the tenant
+// service (Log and Tenant are filled in).
+func newHarnessFunc(t *testing.T, d *db.DB, fn func(*tenant.Service) console.Deps) *harness {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ts := tenant.NewService(d, tenant.Options{Logger: log, HashParams: cheapHash})
+	deps := fn(ts)
 	deps.Log, deps.Tenant = log, ts
 	con, err := console.New(deps)
 	if err != nil {
@@ -748,7 +756,8 @@ func TestCatalogueHasEveryKeyUsed(t *testing.T) {
 			check(f, m[1])
 		}
 	}
-	goKey := regexp.MustCompile(`"((?:nav|lang|role|common|form|login|error|forbidden|notfound|home|workspace|users|apikeys|audit|flash)\.[A-Za-z0-9_.-]*[A-Za-z0-9_-])"`)
+	goKey := regexp.MustCompile(`"((?:nav|lang|role|common|form|login|error|forbidden|notfound|home|workspace|users|apikeys|audit|flash|` +
+		`customers|customer|attributes|imports|import|writekeys|ingesterrors|timeline|orders|time)\.[A-Za-z0-9_.-]*[A-Za-z0-9_-])"`)
 	files, _ = filepath.Glob("*.go")
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {

@@ -3,7 +3,10 @@ package console
 import (
 	"fmt"
 	"net/http"
+	"slices"
 
+	"github.com/siyu-dev/siyu/internal/customer"
+	"github.com/siyu-dev/siyu/internal/event"
 	"github.com/siyu-dev/siyu/internal/page"
 	"github.com/siyu-dev/siyu/internal/tenant"
 )
@@ -28,6 +31,22 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request, s *signedIn) erro
 	ctx := r.Context()
 	p := s.Principal
 	d := homePage{Users: -1, ActiveKeys: -1}
+	// Getting data in comes first: without customers nothing else works.
+	if c.deps.Imports != nil && c.deps.Customers != nil && p.Can(tenant.PermCustomersWrite) {
+		some, err := c.deps.Customers.List(ctx, p.TenantID, customer.Query{}, page.Request{Limit: 1})
+		if err != nil {
+			return fmt.Errorf("console: home: %w", err)
+		}
+		d.Steps = append(d.Steps, step{Key: "home.step.import", Icon: "upload", Href: "/imports", Done: len(some.Items) > 0})
+	}
+	if c.deps.Events != nil && p.Can(tenant.PermAPIKeysManage) {
+		keys, err := c.deps.Events.WriteKeys(ctx, p.TenantID, page.Request{Limit: page.MaxLimit})
+		if err != nil {
+			return fmt.Errorf("console: home: %w", err)
+		}
+		active := slices.ContainsFunc(keys.Items, func(k event.WriteKey) bool { return k.RevokedAt.IsZero() })
+		d.Steps = append(d.Steps, step{Key: "home.step.writekey", Icon: "plug", Href: "/write-keys", Done: active})
+	}
 	if p.Can(tenant.PermAPIKeysManage) {
 		keys, err := c.deps.Tenant.APIKeys(ctx, p.TenantID, page.Request{Limit: page.MaxLimit})
 		if err != nil {
@@ -52,9 +71,14 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request, s *signedIn) erro
 	if p.Can(tenant.PermWorkspaceManage) {
 		d.Steps = append(d.Steps, step{Key: "home.step.workspace", Icon: "building", Href: "/settings/workspace"})
 	}
-	if len(d.Steps) == 0 && p.Can(tenant.PermAuditRead) {
+	if len(d.Steps) == 0 {
 		// Read-only roles have nothing to set up; point them at what they may read.
-		d.Steps = append(d.Steps, step{Key: "home.step.audit", Icon: "audit", Href: "/settings/audit"})
+		if c.deps.Customers != nil && p.Can(tenant.PermCustomersRead) {
+			d.Steps = append(d.Steps, step{Key: "home.step.customers", Icon: "contacts", Href: "/customers"})
+		}
+		if p.Can(tenant.PermAuditRead) {
+			d.Steps = append(d.Steps, step{Key: "home.step.audit", Icon: "audit", Href: "/settings/audit"})
+		}
 	}
 	c.render(w, r, http.StatusOK, "home", c.pageView(w, r, s, "home.title", d))
 	return nil

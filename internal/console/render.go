@@ -13,6 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/siyu-dev/siyu/internal/commerce"
 	"github.com/siyu-dev/siyu/internal/errs"
 	"github.com/siyu-dev/siyu/internal/tenant"
 )
@@ -30,6 +31,7 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 type view struct {
 	Lang      string
 	Title     string // catalogue key of the page title
+	Heading   string // the page title as data (a customer's name), instead of Title
 	Path      string // the current request URI, for the language switch to come back to
 	CSRF      string // the session's token, or the pre-sign-in double-submit token
 	User      *tenant.User
@@ -64,13 +66,14 @@ type navItem struct {
 // routes that exist, and of those only the ones p's role may open.
 func (c *Console) navFor(p tenant.Principal, current string) []navSection {
 	var out []navSection
+	// The entry whose path is the longest prefix of the current one is
+	// active: /customers/attributes is its own entry, /customers/42 is the
+	// customer list's.
+	var active *navItem
 	for _, rt := range c.pages {
 		if rt.nav == nil || !p.Can(rt.perm) {
 			continue
 		}
-		href := rt.path()
-		item := navItem{Label: rt.nav.Label, Path: href, Icon: rt.nav.Icon,
-			Active: current == href || (href != "/" && strings.HasPrefix(current, href+"/"))}
 		i := 0
 		for i < len(out) && out[i].Label != rt.nav.Section {
 			i++
@@ -78,7 +81,19 @@ func (c *Console) navFor(p tenant.Principal, current string) []navSection {
 		if i == len(out) {
 			out = append(out, navSection{Label: rt.nav.Section})
 		}
-		out[i].Items = append(out[i].Items, item)
+		out[i].Items = append(out[i].Items, navItem{Label: rt.nav.Label, Path: rt.path(), Icon: rt.nav.Icon})
+	}
+	for i := range out {
+		for j := range out[i].Items {
+			it := &out[i].Items[j]
+			matches := current == it.Path || (it.Path != "/" && strings.HasPrefix(current, it.Path+"/"))
+			if matches && (active == nil || len(it.Path) > len(active.Path)) {
+				active = it
+			}
+		}
+	}
+	if active != nil {
+		active.Active = true
 	}
 	return out
 }
@@ -116,7 +131,9 @@ func (c *Console) redirectWithFlash(w http.ResponseWriter, r *http.Request, to, 
 
 // parseTemplates parses, for each language, the layout with each page file.
 // A page is a file templates/NAME.html defining "content" (and any fragments
-// it re-renders for htmx); adding a page is adding a file.
+// it re-renders for htmx); adding a page is adding a file. Files named
+// _NAME.html hold fragments several pages share and are parsed with the
+// layout.
 func (c *Console) parseTemplates() (map[string]map[string]*template.Template, error) {
 	files, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
@@ -124,14 +141,14 @@ func (c *Console) parseTemplates() (map[string]map[string]*template.Template, er
 	}
 	out := map[string]map[string]*template.Template{}
 	for _, lang := range languages() {
-		base, err := template.New("").Funcs(c.funcs(lang)).ParseFS(templateFS, "templates/layout.html")
+		base, err := template.New("").Funcs(c.funcs(lang)).ParseFS(templateFS, "templates/layout.html", "templates/_*.html")
 		if err != nil {
 			return nil, fmt.Errorf("console: unable to parse layout: %w", err)
 		}
 		out[lang] = map[string]*template.Template{}
 		for _, f := range files {
 			name := strings.TrimSuffix(path.Base(f), ".html")
-			if name == "layout" {
+			if name == "layout" || strings.HasPrefix(name, "_") {
 				continue
 			}
 			t, err := template.Must(base.Clone()).ParseFS(templateFS, f)
@@ -178,7 +195,92 @@ func (c *Console) funcs(lang string) template.FuncMap {
 			}
 			return string(unicode.ToUpper(r))
 		},
+		// tone picks one of the avatar colours for an id, so that a list of
+		// customers is not a wall of one colour.
+		"tone": func(id int64) int64 { return id % avatarTones },
+		// phone shows a mainland number as people write it (138 0013 8000);
+		// masked and foreign numbers as they are.
+		"phone": displayPhone,
+		// yuan shows fen as ¥1,280.00.
+		"yuan": yuan,
+		// day formats a date in the workspace's zone; zero is "".
+		"day": func(t time.Time, loc *time.Location) string {
+			if t.IsZero() {
+				return ""
+			}
+			if loc == nil {
+				loc = time.UTC
+			}
+			return t.In(loc).Format(time.DateOnly)
+		},
+		// ago says how long ago t was (3 days ago), or its date past a month.
+		"ago": func(t time.Time, loc *time.Location) string { return c.ago(lang, t, loc, time.Now()) },
+		// channel names a source channel (store, miniapp, tmall…) in lang.
+		"channel": func(src any) string { return c.cat.label(lang, "channel.", fmt.Sprint(src)) },
+		// idkind names an identifier kind (user_id, wechat_unionid…) in lang.
+		"idkind": func(kind string) string { return c.cat.label(lang, "idkind.", kind) },
+		// label translates prefix+value, showing value when the catalogue
+		// has no such key (codes added later, free-form values).
+		"label": func(prefix string, v any) string { return c.cat.label(lang, prefix, fmt.Sprint(v)) },
 	}
+}
+
+// yuan formats fen as yuan with thousands grouped, as receipts do:
+// 12345600 → ¥123,456.00.
+func yuan(fen int64) string {
+	s := commerce.Yuan(fen) // -¥123456.00
+	sign, rest, _ := strings.Cut(s, "¥")
+	whole, cents, _ := strings.Cut(rest, ".")
+	var b strings.Builder
+	for i, r := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return sign + "¥" + b.String() + "." + cents
+}
+
+// displayPhone groups a mainland mobile number 3-4-4 without its +86.
+func displayPhone(p string) string {
+	if d, ok := strings.CutPrefix(p, "+86"); ok && len(d) == 11 {
+		return d[:3] + " " + d[3:7] + " " + d[7:]
+	}
+	return p
+}
+
+// avatarTones is how many avatar colours app.css defines (.tone-0 …).
+const avatarTones = 6
+
+// label is the catalogue's text of prefix+v, else v itself.
+func (c *catalogue) label(lang, prefix, v string) string {
+	if s, ok := c.lookup(lang, prefix+v); ok {
+		return s
+	}
+	return v
+}
+
+// ago formats t relative to now, in lang: just now, minutes, hours, days;
+// past 30 days, the date.
+func (c *Console) ago(lang string, t time.Time, loc *time.Location, now time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return c.cat.text(lang, "time.just_now")
+	case d < time.Hour:
+		return c.cat.text(lang, "time.minutes_ago", int(d/time.Minute))
+	case d < 24*time.Hour:
+		return c.cat.text(lang, "time.hours_ago", int(d/time.Hour))
+	case d < 30*24*time.Hour:
+		return c.cat.text(lang, "time.days_ago", int(d/(24*time.Hour)))
+	}
+	if loc == nil {
+		loc = time.UTC
+	}
+	return t.In(loc).Format(time.DateOnly)
 }
 
 // render writes a whole page: "layout" for a signed-in view, "bare" (no
@@ -347,6 +449,15 @@ func (c *Console) crossOriginDenied(w http.ResponseWriter, r *http.Request) {
 	c.log.WarnContext(r.Context(), "console: cross-origin request refused", "method", r.Method, "path", r.URL.Path,
 		"origin", r.Header.Get("Origin"), "ip", requestMeta(r).IP)
 	c.renderProblem(w, r, nil, http.StatusForbidden, "error.csrf.title", "error.csrf.text")
+}
+
+// origin is this server as the browser reached it (https://host), for the
+// examples a page shows.
+func (c *Console) origin(r *http.Request) string {
+	if r.TLS != nil || c.deps.Secure {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
 }
 
 // isHTMX reports whether htmx sent the request (and so wants a fragment).

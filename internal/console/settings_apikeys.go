@@ -62,10 +62,7 @@ func (c *Console) apiKeysData(r *http.Request, s *signedIn, cursor string) (apiK
 		return apiKeysPage{}, fmt.Errorf("console: API keys: %w", err)
 	}
 	d := apiKeysPage{Next: pg.Next, Later: cursor != "", Roles: keyRoles(s.Principal), Form: newKeyForm{Role: tenant.RoleOperator},
-		Origin: "http://" + r.Host}
-	if r.TLS != nil || c.deps.Secure {
-		d.Origin = "https://" + r.Host
-	}
+		Origin: c.origin(r)}
 	for _, k := range pg.Items {
 		d.Rows = append(d.Rows, apiKeyRow{Key: k, CSRF: s.Session.CSRFToken, Loc: s.Workspace.Location()})
 	}

@@ -31,6 +31,11 @@ const (
 	envScreenshots = "SIYU_SCREENSHOTS" // "1": save README screenshots to docs/screenshots
 )
 
+// browserTestBudget bounds a browser test over every engine. Alone, each
+// takes well under half of it; the rest is for a machine busy with other
+// packages' tests (go test runs packages in parallel).
+const browserTestBudget = 100 * time.Second
+
 const (
 	adminEmail    = "admin@e2e.test"
 	adminPassword = "e2e-password-123"
@@ -68,9 +73,11 @@ func chromium(t *testing.T) string {
 	return path
 }
 
-// newBrowser starts a headless Chromium with a fresh profile. The browser
-// lives as long as ctx.
-func newBrowser(t *testing.T, ctx context.Context, path string) context.Context {
+// startBrowser launches a headless Chromium with a fresh profile in the
+// background and returns a function that waits for it (failing the test if
+// it did not start), so that a test can seed its data meanwhile. The
+// browser lives as long as ctx.
+func startBrowser(t *testing.T, ctx context.Context, path string) func() context.Context {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
@@ -95,21 +102,26 @@ func newBrowser(t *testing.T, ctx context.Context, path string) context.Context 
 		cancelBrowser()
 		cancelAlloc()
 	})
-	if err := chromedp.Do(bctx); err != nil { // starts the browser for the life of ctx
-		t.Fatalf("start Chromium: %v", err)
-	}
-	// Accept the confirmation dialogs (hx-confirm) the test triggers. The
-	// loop ends with the browser's context.
-	dialogs := chromedp.Events(bctx, page.JavascriptDialogOpening)
-	go func() {
-		for _, err := range dialogs {
-			if err != nil {
-				return
-			}
-			_, _ = chromedp.Call(bctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(bctx) }() // starts the browser for the life of ctx
+	return func() context.Context {
+		t.Helper()
+		if err := <-started; err != nil {
+			t.Fatalf("start Chromium: %v", err)
 		}
-	}()
-	return bctx
+		// Accept the confirmation dialogs (hx-confirm) the test triggers.
+		// The loop ends with the browser's context.
+		dialogs := chromedp.Events(bctx, page.JavascriptDialogOpening)
+		go func() {
+			for _, err := range dialogs {
+				if err != nil {
+					return
+				}
+				_, _ = chromedp.Call(bctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+			}
+		}()
+		return bctx
+	}
 }
 
 // tab runs steps in the browser, each bounded by a timeout.
@@ -152,14 +164,14 @@ func (b tab) location() string {
 
 func TestConsoleInBrowser(t *testing.T) {
 	browser := chromium(t)
-	// One deadline for every engine, so the whole test stays under a minute.
-	deadline := time.Now().Add(55 * time.Second)
+	deadline := time.Now().Add(browserTestBudget)
 	for _, engine := range dbtest.Engines() {
 		t.Run(string(engine), func(t *testing.T) {
 			ctx, cancel := context.WithDeadline(context.Background(), deadline)
 			defer cancel()
+			browserReady := startBrowser(t, ctx, browser)
 			srv := startServer(t, engine)
-			b := tab{t: t, ctx: newBrowser(t, ctx, browser)}
+			b := tab{t: t, ctx: browserReady()}
 			css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 
 			// Sign in: the console sends us to the login page, then back.
