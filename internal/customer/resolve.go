@@ -197,6 +197,17 @@ func (s *Service) Resolve(ctx context.Context, tx *sql.Tx, tenantID int64, obs O
 			if err != nil {
 				return 0, err
 			}
+			// Identifiers looked up before the merge may name the profile that
+			// was just folded in: they now belong to the survivor.
+			lost := id.owner
+			if survivor == id.owner {
+				lost = current
+			}
+			for j := range ids {
+				if ids[j].owner == lost {
+					ids[j].owner = survivor
+				}
+			}
 			current = survivor
 			for k, n := range theirs {
 				counts[k] += n

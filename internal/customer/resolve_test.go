@@ -216,3 +216,21 @@ func TestCustomAttributesInferredThenDefined(t *testing.T) {
 		}
 	})
 }
+
+// A message whose identifiers name the same merged profile twice merges it
+// once.
+func TestOneIDMergesEachProfileOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newResolveFixture(t, d)
+		a := f.resolve(t, 0, "a", nil, idn(customer.KindPhone, "13800138000"))
+		b := f.resolve(t, 1, "b", nil, idn(customer.KindUnionID, "oU"), idn(customer.KindAnonymousID, "wecom:1"))
+		got := f.resolve(t, 2, "c", nil, idn(customer.KindUnionID, "oU"), idn(customer.KindPhone, "13800138000"), idn(customer.KindAnonymousID, "wecom:1"))
+		if got != a {
+			t.Fatalf("resolved to %d, want %d", got, a)
+		}
+		merges, _ := f.svc.Merges(context.Background(), f.tenant, a)
+		if len(merges) != 1 || merges[0].MergedID != b || len(f.hooks) != 1 {
+			t.Fatalf("merges %+v, hooks %v", merges, f.hooks)
+		}
+	})
+}
