@@ -211,6 +211,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "console: http://%s/\n", ln.Addr())
 	fmt.Fprintf(stdout, "admin login: %s %s\n", creds.AdminEmail, creds.AdminPassword)
 	fmt.Fprintf(stdout, "API key: %s\n", creds.APIKey)
+	fmt.Fprintf(stdout, "write key: %s\n", creds.WriteKey)
 	fmt.Fprintf(stdout, "data: %s\n", dir)
 	go func() {
 		if err := demo.Activity(ctx, a, dir, creds, stderr); err != nil && ctx.Err() == nil {

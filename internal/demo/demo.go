@@ -29,6 +29,7 @@ type Credentials struct {
 	AdminEmail    string `json:"admin_email"`
 	AdminPassword string `json:"admin_password"`
 	APIKey        string `json:"api_key"`
+	WriteKey      string `json:"write_key"`
 	// ActivityDone is set once the background activity (orders, events)
 	// has been generated in full.
 	ActivityDone bool `json:"activity_done,omitempty"`
@@ -63,6 +64,11 @@ func Setup(ctx context.Context, a *app.App, dir string, progress io.Writer) (Cre
 		return Credentials{}, err
 	}
 	creds.APIKey = key
+	wk, err := a.Events.CreateWriteKey(ctx, sys, "demo mini program")
+	if err != nil {
+		return Credentials{}, err
+	}
+	creds.WriteKey = wk.Key
 	start := time.Now()
 	fmt.Fprintln(progress, "demo: generating the demo brand…")
 	if err := generate(ctx, a, w.ID, progress); err != nil {
@@ -84,6 +90,9 @@ func Activity(ctx context.Context, a *app.App, dir string, creds Credentials, pr
 		return nil
 	}
 	fmt.Fprintln(progress, "demo: generating months of activity in the background (the console works meanwhile)…")
+	if err := generateEvents(ctx, a, creds.WriteKey, demoCustomers, progress); err != nil {
+		return err
+	}
 	if err := generateOrders(ctx, a, creds.WorkspaceID, demoCustomers, progress); err != nil {
 		return err
 	}
@@ -118,7 +127,7 @@ func readCredentials(path string) (Credentials, error) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		return Credentials{}, fmt.Errorf("demo: %s is damaged: %w", path, err)
 	}
-	if c.WorkspaceID == 0 || c.AdminPassword == "" || c.APIKey == "" {
+	if c.WorkspaceID == 0 || c.AdminPassword == "" || c.APIKey == "" || c.WriteKey == "" {
 		return Credentials{}, errors.New("demo: credentials incomplete")
 	}
 	return c, nil
