@@ -15,16 +15,20 @@ import (
 	"github.com/siyu-dev/siyu/internal/event"
 )
 
-// ingestRoutes maps the Segment HTTP tracking API's paths (and RudderStack's
-// one-letter forms) to ingest endpoints.
-var ingestRoutes = [...]struct{ path, short, endpoint string }{
-	{"batch", "b", event.EndpointBatch},
-	{"identify", "i", string(event.Identify)},
-	{"track", "t", string(event.Track)},
-	{"page", "p", string(event.Page)},
-	{"screen", "s", string(event.Screen)},
-	{"group", "g", string(event.Group)},
-	{"alias", "a", string(event.Alias)},
+// ingestRoute maps a path of the Segment HTTP tracking API (and RudderStack's
+// one-letter form of it) to an ingest endpoint.
+type ingestRoute struct{ path, short, endpoint string }
+
+func ingestRoutes() []ingestRoute {
+	return []ingestRoute{
+		{"batch", "b", event.EndpointBatch},
+		{"identify", "i", string(event.Identify)},
+		{"track", "t", string(event.Track)},
+		{"page", "p", string(event.Page)},
+		{"screen", "s", string(event.Screen)},
+		{"group", "g", string(event.Group)},
+		{"alias", "a", string(event.Alias)},
+	}
 }
 
 // registerIngest mounts the Segment-compatible endpoints under /v1. They sit
@@ -34,7 +38,7 @@ func (a *API) registerIngest(mux *http.ServeMux) {
 		return
 	}
 	bufs := &sync.Pool{New: func() any { return new(bytes.Buffer) }}
-	for _, r := range ingestRoutes {
+	for _, r := range ingestRoutes() {
 		h := a.ingestHandler(r.endpoint, bufs)
 		for _, p := range []string{"/v1/" + r.path, "/v1/" + r.short} {
 			mux.HandleFunc("POST "+p, h)

@@ -222,10 +222,27 @@ func (s *Service) Resolve(ctx context.Context, tx *sql.Tx, tenantID int64, obs O
 		}
 	}
 	for _, id := range pending {
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO customer_identities (tenant_id, kind, value, customer_id, created_at) VALUES ($1, $2, $3, $4, $5)`,
-			tenantID, id.Kind, id.Value, current, db.Millis(obs.At)); err != nil {
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO customer_identities (tenant_id, kind, value, customer_id, created_at) VALUES ($1, $2, $3, $4, $5)
+			 ON CONFLICT (tenant_id, kind, value) DO NOTHING`,
+			tenantID, id.Kind, id.Value, current, db.Millis(obs.At))
+		if err != nil {
 			return 0, fmt.Errorf("customer: unable to link identity: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			// Another transaction linked this identifier since we looked (on
+			// PostgreSQL two resolutions run at once): it is the same person.
+			var owner int64
+			if err := tx.QueryRowContext(ctx, `SELECT customer_id FROM customer_identities WHERE tenant_id = $1 AND kind = $2 AND value = $3`,
+				tenantID, id.Kind, id.Value).Scan(&owner); err != nil {
+				return 0, fmt.Errorf("customer: unable to look up identity: %w", err)
+			}
+			if owner != current {
+				if current, err = s.merge(ctx, tx, tenantID, current, owner, id, obs); err != nil {
+					return 0, err
+				}
+			}
+			continue
 		}
 		if id.Kind == KindPhone {
 			if err := s.setPhoneIfEmpty(ctx, tx, tenantID, current, id.phone); err != nil {

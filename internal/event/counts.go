@@ -13,7 +13,7 @@ import (
 // [from, to] (zero times: unbounded) whose properties pass keep (nil: all).
 // Audiences use it for "performed E at least N times" and property filters.
 func (s *Service) EventCounts(ctx context.Context, tenantID int64, name string, from, to time.Time, keep func(props map[string]any) bool) (map[int64]int64, error) {
-	q := `SELECT customer_id, properties FROM events WHERE tenant_id = $1 AND name = $2 AND customer_id IS NOT NULL`
+	q := `SELECT customer_id, properties FROM events WHERE tenant_id = $1 AND name = $2 AND processed_at IS NOT NULL AND customer_id IS NOT NULL`
 	args := []any{tenantID, name}
 	if !from.IsZero() {
 		q += ` AND timestamp BETWEEN $3 AND $4`
@@ -49,7 +49,7 @@ func (s *Service) EventCounts(ctx context.Context, tenantID int64, name string, 
 // a time: the audience index's rebuild.
 func (s *Service) EachEventTime(ctx context.Context, tenantID int64, since time.Time, fn func(customerID int64, name string, at time.Time) error) error {
 	return s.eventTimes(ctx, `SELECT customer_id, name, timestamp FROM events
-		WHERE tenant_id = $1 AND customer_id IS NOT NULL AND name <> '' AND timestamp >= $2`, tenantID, since, fn)
+		WHERE tenant_id = $1 AND processed_at IS NOT NULL AND customer_id IS NOT NULL AND name <> '' AND timestamp >= $2`, tenantID, since, fn)
 }
 
 // EventsProcessedSince streams the events processed at or after since: the

@@ -39,6 +39,9 @@ type ProcessorOptions struct {
 	Interval time.Duration
 	// TenantID limits the processor to one workspace; 0 means all.
 	TenantID int64
+	// MinFailing is how long an event must keep failing (besides failing
+	// maxAttempts times) before it is set aside (default 1 minute).
+	MinFailing time.Duration
 }
 
 // Processor resolves ingested events to customers, oldest first, and keeps
@@ -53,10 +56,13 @@ type Processor struct {
 	log      *slog.Logger
 
 	warnNil sync.Once
-	// An event whose processing fails with an internal error is retried; after
-	// maxAttempts in a row it is set aside so the queue moves on.
-	lastFailed int64
-	attempts   int
+	// An event whose processing fails with an internal error is retried; once
+	// it has failed maxAttempts times in a row over at least MinFailing, it
+	// is set aside so the queue moves on. Transient failures (a lost race
+	// with another transaction, a restarting database) are retried.
+	lastFailed   int64
+	attempts     int
+	firstFailure time.Time
 }
 
 const maxAttempts = 5
@@ -69,6 +75,9 @@ func (s *Service) NewProcessor(r Resolver, o ProcessorOptions) *Processor {
 	}
 	if o.Interval <= 0 {
 		o.Interval = time.Second
+	}
+	if o.MinFailing <= 0 {
+		o.MinFailing = time.Minute
 	}
 	return &Processor{s: s, resolver: r, o: o, log: s.log}
 }
@@ -149,11 +158,12 @@ func (p *Processor) ProcessBatch(ctx context.Context) (int, error) {
 	// another reason after a few tries, so that the queue moves on; the
 	// rest of the batch is redone by the next call.
 	if errs.KindOf(f.err) == errs.Internal {
+		now := p.s.now()
 		if f.e.id != p.lastFailed {
-			p.lastFailed, p.attempts = f.e.id, 0
+			p.lastFailed, p.attempts, p.firstFailure = f.e.id, 0, now
 		}
 		p.attempts++
-		if p.attempts < maxAttempts {
+		if p.attempts < maxAttempts || now.Sub(p.firstFailure) < p.o.MinFailing {
 			return 0, err
 		}
 		p.log.Error("event: setting aside an event that keeps failing", "event_id", f.e.id, "tenant_id", f.e.tenantID, "err", f.err)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/siyu-dev/siyu/internal/customer"
 	"github.com/siyu-dev/siyu/internal/db"
@@ -161,7 +162,7 @@ func TestProcessorFailures(t *testing.T) {
 			}
 			return false
 		}
-		p := svc.NewProcessor(r, event.ProcessorOptions{BatchSize: 10})
+		p := svc.NewProcessor(r, event.ProcessorOptions{BatchSize: 10, MinFailing: time.Nanosecond})
 
 		// The refused event is set aside; the batch it spoiled is redone.
 		n, err := p.ProcessBatch(ctx)

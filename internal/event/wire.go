@@ -200,23 +200,21 @@ func mergeObjects(batch, msg json.RawMessage) (json.RawMessage, error) {
 	return json.Marshal(b)
 }
 
-// timeLayouts are the ISO 8601 forms SDKs send; the last ones have no zone
-// and are taken as UTC.
-var timeLayouts = [...]string{
-	time.RFC3339Nano,
-	"2006-01-02T15:04:05.999999999Z0700",
-	"2006-01-02T15:04:05.999999999",
-	"2006-01-02 15:04:05.999999999Z07:00",
-	"2006-01-02 15:04:05.999999999",
-	"2006-01-02",
-}
-
 // parseTime reads an ISO 8601 timestamp; "" is the zero time.
 func parseTime(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	for _, l := range timeLayouts {
+	// The ISO 8601 forms SDKs send; the last ones have no zone and are taken
+	// as UTC.
+	for _, l := range [...]string{
+		time.RFC3339Nano,
+		"2006-01-02T15:04:05.999999999Z0700",
+		"2006-01-02T15:04:05.999999999",
+		"2006-01-02 15:04:05.999999999Z07:00",
+		"2006-01-02 15:04:05.999999999",
+		"2006-01-02",
+	} {
 		if t, err := time.Parse(l, s); err == nil {
 			return t.UTC(), nil
 		}

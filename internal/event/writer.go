@@ -63,12 +63,19 @@ type writer struct {
 	stmts  map[int]*sql.Stmt // SQLite multi-row INSERTs by rows per statement
 }
 
-// sqliteChunks are the rows per multi-row INSERT on SQLite (16 parameters a
-// row, far below SQLite's 32766), largest first. A commit's rows are cut into
-// these sizes so that a handful of statements, each prepared once per
-// connection, serve every batch size: parsing a 500-row INSERT costs as much
-// as running it.
-var sqliteChunks = [...]int{500, 100, 20, 5, 1}
+// sqliteChunk returns the rows of the next multi-row INSERT on SQLite when n
+// are left (16 parameters a row, far below SQLite's 32766). A commit's rows
+// are cut into a few fixed sizes so that a handful of statements, each
+// prepared once per connection, serve every batch size: parsing a 500-row
+// INSERT costs as much as running it.
+func sqliteChunk(n int) int {
+	for _, c := range [...]int{500, 100, 20, 5} {
+		if n >= c {
+			return c
+		}
+	}
+	return 1
+}
 
 func newWriter(d *db.DB, onCommit func()) *writer {
 	w := &writer{db: d, lanes: 1, maxRows: 10000, onCommit: onCommit, stmts: map[int]*sql.Stmt{}}
@@ -205,15 +212,9 @@ func (w *writer) insertEvents(ctx context.Context, tx *sql.Tx, rows []row) error
 	if w.db.Dialect == db.Postgres {
 		return insertEventsPostgres(ctx, tx, rows)
 	}
-	args := make([]any, 0, nEventCols*min(len(rows), sqliteChunks[0]))
+	args := make([]any, 0, nEventCols*sqliteChunk(len(rows)))
 	for len(rows) > 0 {
-		n := sqliteChunks[len(sqliteChunks)-1]
-		for _, c := range sqliteChunks {
-			if c <= len(rows) {
-				n = c
-				break
-			}
-		}
+		n := sqliteChunk(len(rows))
 		chunk := rows[:n]
 		rows = rows[n:]
 		args = args[:0]
