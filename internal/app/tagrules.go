@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/siyu-dev/siyu/internal/analytics"
@@ -70,8 +71,28 @@ type ruleProfiles struct {
 	an *analytics.Service
 }
 
+// ChangedSince is every customer whose profile, order summary or computed
+// scores were written since a time, so attribute rules can watch computed
+// attributes (total_spend, rfm_class, lifecycle, …) as well as traits.
 func (p ruleProfiles) ChangedSince(ctx context.Context, tenantID int64, since time.Time) ([]int64, error) {
-	return p.c.ChangedSince(ctx, tenantID, since)
+	ids, err := p.c.ChangedSince(ctx, tenantID, since)
+	if err != nil {
+		return nil, err
+	}
+	spend, err := p.m.SpendChangedSince(ctx, tenantID, since)
+	if err != nil {
+		return nil, err
+	}
+	ids = append(ids, spend...)
+	if p.an != nil {
+		scores, err := p.an.ScoresChangedSince(ctx, tenantID, since)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, scores...)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
 }
 
 func (p ruleProfiles) Attributes(ctx context.Context, tenantID int64, ids []int64) (map[int64]map[string]any, error) {

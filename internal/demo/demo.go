@@ -96,6 +96,11 @@ func Activity(ctx context.Context, a *app.App, dir string, creds Credentials, pr
 	if err := generateOrders(ctx, a, creds.WorkspaceID, demoCustomers, progress); err != nil {
 		return err
 	}
+	// Auto-tag rules, back-filled over the brand's history.
+	if _, err := Rules(ctx, a, creds.WorkspaceID, true); err != nil {
+		return err
+	}
+	fmt.Fprintln(progress, "demo: auto-tag rules created and back-filled")
 	creds.ActivityDone = true
 	return writeCredentials(filepath.Join(dir, credentialsFile), creds)
 }

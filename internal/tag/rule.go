@@ -70,7 +70,7 @@ type Trigger struct {
 
 	// event
 	Event      string              `json:"event,omitempty" doc:"event: the event name (track event, or page/screen name)."`
-	Where      []audience.PropCond `json:"where,omitempty" doc:"event: filters on the event's properties, as in a condition tree's event predicate; all must hold. A dotted prop (product.category) reads a nested object."`
+	Where      []audience.PropCond `json:"where,omitempty" doc:"event: filters on the event's properties, as in a condition tree's event predicate (same matcher); all must hold."`
 	Count      int                 `json:"count,omitempty" doc:"event: fire only when this is at least the count-th matching event of the customer within within_days (this one included), counted among the customer's latest 1,000 events of that name; default 1."`
 	WithinDays int                 `json:"within_days,omitempty" doc:"event: the window of count, in days of the workspace time zone (today included); default 400."`
 
@@ -104,7 +104,7 @@ type RuleInput struct {
 
 // RuleStats are what a rule has done.
 type RuleStats struct {
-	TimesFired       int64     `json:"times_fired" doc:"Times the rule's trigger and conditions held and its actions ran (real time and runs over the workspace)."`
+	TimesFired       int64     `json:"times_fired" doc:"Times the rule's trigger and conditions held and its actions ran; a daily run of a schedule rule counts each customer it matched; back-fills are not counted."`
 	CustomersChanged int64     `json:"customers_changed" doc:"Times the actions changed a customer's tags."`
 	CustomersTagged  int64     `json:"customers_tagged" doc:"Customers now holding a tag this rule applied (only from the stats operation; 0 in lists)."`
 	LastFiredAt      time.Time `json:"last_fired_at,omitzero"`

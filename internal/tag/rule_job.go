@@ -380,14 +380,14 @@ func (rs *Rules) runJob(ctx context.Context, tenantID int64, j RuleJob) {
 			return
 		case err != nil:
 			status, msg = JobFailed, errorText(err)
-			rs.recordError(r.ID, err)
+			rs.recordError(tenantID, r.ID, err)
 		case pr.exprErr != "":
 			msg = pr.exprErr
 		}
 	}
 	if j.Kind == JobSchedule && status == JobDone {
 		rs.statsMu.Lock()
-		d := rs.delta(r.ID)
+		d := rs.delta(tenantID, r.ID)
 		d.fired += pr.matched
 		d.changed += pr.tagged + pr.untagged
 		if pr.matched > 0 {
@@ -574,7 +574,7 @@ func (rs *Rules) filterExpr(ctx context.Context, tenantID int64, c *compiled, id
 		if err != nil {
 			if pr.exprErr == "" {
 				pr.exprErr = fmt.Sprintf("customer %d: %s", id, errorText(err))
-				rs.recordError(c.ID, fmt.Errorf("customer %d: %w", id, err))
+				rs.recordError(tenantID, c.ID, fmt.Errorf("customer %d: %w", id, err))
 			}
 			continue
 		}

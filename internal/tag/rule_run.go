@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,7 +87,7 @@ type Rules struct {
 	cache   map[int64]*ruleSet
 
 	statsMu sync.Mutex
-	stats   map[int64]*statDelta // by rule id
+	stats   map[ruleKey]*statDelta
 
 	running atomic.Bool
 	queues  []chan Occurrence
@@ -115,7 +113,7 @@ func NewRules(tags *Service, deps RuleDeps) *Rules {
 		deps.Tick = time.Second
 	}
 	rs := &Rules{tags: tags, db: tags.db, deps: deps, log: deps.Logger, now: deps.Now,
-		cache: map[int64]*ruleSet{}, stats: map[int64]*statDelta{}, wake: make(chan struct{}, 1),
+		cache: map[int64]*ruleSet{}, stats: map[ruleKey]*statDelta{}, wake: make(chan struct{}, 1),
 		owner: newOwner()}
 	for range deps.Workers {
 		rs.queues = append(rs.queues, make(chan Occurrence, 1024))
@@ -167,7 +165,7 @@ type OrderFact struct {
 	Status      string          `json:"status,omitempty"`
 	TotalFen    int64           `json:"total_fen,omitempty"`
 	DiscountFen int64           `json:"discount_fen,omitempty"`
-	PaidFen     int64           `json:"paid_fen"`
+	PaidFen     int64           `json:"paid_fen,omitempty"`
 	RefundedFen int64           `json:"refunded_fen,omitempty"`
 	RefundFen   int64           `json:"refund_fen,omitempty" doc:"The refund that triggered an order_refunded rule."`
 	PaidAt      time.Time       `json:"paid_at,omitzero"`
@@ -268,7 +266,7 @@ func (rs *Rules) ruleSet(ctx context.Context, tenantID int64) (*ruleSet, error) 
 		c, err := compileRule(r)
 		if err != nil {
 			rs.log.ErrorContext(ctx, "tag rule: expression no longer compiles; rule skipped", "tenant", tenantID, "rule", r.ID, "err", err)
-			rs.recordError(r.ID, err)
+			rs.recordError(tenantID, r.ID, err)
 			continue
 		}
 		if r.Trigger.Kind == TriggerEvent {
@@ -285,6 +283,9 @@ func (rs *Rules) ruleSet(ctx context.Context, tenantID int64) (*ruleSet, error) 
 
 // ---- statistics ----
 
+// ruleKey names a rule with its workspace.
+type ruleKey struct{ tenantID, ruleID int64 }
+
 type statDelta struct {
 	fired, changed int64
 	lastFired      time.Time
@@ -292,28 +293,29 @@ type statDelta struct {
 	errAt          time.Time
 }
 
-func (rs *Rules) delta(ruleID int64) *statDelta {
-	d := rs.stats[ruleID]
+func (rs *Rules) delta(tenantID, ruleID int64) *statDelta {
+	k := ruleKey{tenantID, ruleID}
+	d := rs.stats[k]
 	if d == nil {
 		d = &statDelta{}
-		rs.stats[ruleID] = d
+		rs.stats[k] = d
 	}
 	return d
 }
 
-func (rs *Rules) recordFired(ruleID int64, changed int) {
+func (rs *Rules) recordFired(tenantID, ruleID int64, changed int) {
 	rs.statsMu.Lock()
 	defer rs.statsMu.Unlock()
-	d := rs.delta(ruleID)
+	d := rs.delta(tenantID, ruleID)
 	d.fired++
 	d.changed += int64(changed)
 	d.lastFired = rs.now()
 }
 
-func (rs *Rules) recordError(ruleID int64, err error) {
+func (rs *Rules) recordError(tenantID, ruleID int64, err error) {
 	rs.statsMu.Lock()
 	defer rs.statsMu.Unlock()
-	d := rs.delta(ruleID)
+	d := rs.delta(tenantID, ruleID)
 	d.err, d.errAt = errorText(err), rs.now()
 }
 
@@ -335,9 +337,9 @@ func errorText(err error) string {
 func (rs *Rules) FlushStats(ctx context.Context) error {
 	rs.statsMu.Lock()
 	pending := rs.stats
-	rs.stats = map[int64]*statDelta{}
+	rs.stats = map[ruleKey]*statDelta{}
 	rs.statsMu.Unlock()
-	for id, d := range pending {
+	for k, d := range pending {
 		var lastFired, errAt any
 		if !d.lastFired.IsZero() {
 			lastFired = db.Millis(d.lastFired)
@@ -349,11 +351,11 @@ func (rs *Rules) FlushStats(ctx context.Context) error {
 			last_fired_at = CASE WHEN $4 > coalesce(last_fired_at, 0) THEN $4 ELSE last_fired_at END,
 			last_error = CASE WHEN $6 > coalesce(last_error_at, 0) THEN $5 ELSE last_error END,
 			last_error_at = CASE WHEN $6 > coalesce(last_error_at, 0) THEN $6 ELSE last_error_at END
-			WHERE id = $1`, id, d.fired, d.changed, coalesceMillis(lastFired), d.err, coalesceMillis(errAt))
+			WHERE tenant_id = $7 AND id = $1`, k.ruleID, d.fired, d.changed, coalesceMillis(lastFired), d.err, coalesceMillis(errAt), k.tenantID)
 		if err != nil {
 			// Put them back for the next flush.
 			rs.statsMu.Lock()
-			m := rs.delta(id)
+			m := rs.delta(k.tenantID, k.ruleID)
 			m.fired += d.fired
 			m.changed += d.changed
 			if d.lastFired.After(m.lastFired) {
@@ -363,7 +365,7 @@ func (rs *Rules) FlushStats(ctx context.Context) error {
 				m.err, m.errAt = d.err, d.errAt
 			}
 			rs.statsMu.Unlock()
-			return fmt.Errorf("tag: unable to write statistics of rule %d: %w", id, err)
+			return fmt.Errorf("tag: unable to write statistics of rule %d: %w", k.ruleID, err)
 		}
 	}
 	return nil
@@ -736,7 +738,7 @@ func (rs *Rules) fire(ctx context.Context, c *compiled, f *facts) {
 				// Later rules of this occurrence see the new tags.
 				f.loaded, f.attrs = false, nil
 			}
-			rs.recordFired(c.ID, changed)
+			rs.recordFired(f.tenantID, c.ID, changed)
 			return
 		}
 		if errs.Is(err, errs.NotFound) && errs.CodeOf(err) == "tag_not_found" {
@@ -747,7 +749,7 @@ func (rs *Rules) fire(ctx context.Context, c *compiled, f *facts) {
 		if errs.CodeOf(err) == "customer_not_found" {
 			return // merged or deleted meanwhile: nothing to tag
 		}
-		rs.recordError(c.ID, err)
+		rs.recordError(f.tenantID, c.ID, err)
 		lvl := slog.LevelWarn
 		if errs.KindOf(err) == errs.Internal {
 			lvl = slog.LevelError
@@ -824,12 +826,14 @@ func (rs *Rules) Run(ctx context.Context) {
 
 // ---- property filters ----
 
-// matchWhere checks an event's properties against filters; it returns the
-// index of the first filter that fails (-1: all hold) and why.
+// matchWhere checks an event's properties against a trigger's filters with
+// the condition tree's own matcher (audience.MatchProps), so a trigger and a
+// tree's event predicate agree on every filter. It returns the index of the
+// first filter that fails (-1: all hold) and why.
 func matchWhere(where []audience.PropCond, props map[string]any) (int, string) {
 	for i, w := range where {
-		v, ok := lookupProp(props, w.Prop)
-		if !matchProp(w, v, ok) {
+		if !audience.MatchProps(where[i : i+1])(props) {
+			v, ok := props[w.Prop]
 			return i, fmt.Sprintf("property %s is %s; the rule needs %s %s", w.Prop, show(v, ok), w.Op, show(w.Value, true))
 		}
 	}
@@ -847,82 +851,7 @@ func show(v any, ok bool) string {
 	return string(b)
 }
 
-// lookupProp reads a property; a dotted name reads into nested objects when
-// no property has the dotted name itself.
-func lookupProp(props map[string]any, name string) (any, bool) {
-	if v, ok := props[name]; ok {
-		return v, true
-	}
-	cur := any(props)
-	for part := range strings.SplitSeq(name, ".") {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = m[part]; !ok {
-			return nil, false
-		}
-	}
-	return cur, true
-}
-
-// matchProp applies one filter, with the condition tree's meaning: numbers
-// compare as numbers (a numeric string counts as its number), text
-// compares exactly, contains is case-insensitive on text and membership on
-// lists.
-func matchProp(w audience.PropCond, v any, present bool) bool {
-	switch w.Op {
-	case "is_set":
-		return present && v != nil
-	case "=":
-		return present && equalValue(v, w.Value)
-	case "!=":
-		return !present || !equalValue(v, w.Value)
-	case "in", "not_in":
-		list, _ := w.Value.([]any)
-		in := present && slices.ContainsFunc(list, func(x any) bool { return equalValue(v, x) })
-		return in == (w.Op == "in")
-	case ">", ">=", "<", "<=":
-		a, ok1 := toFloat(v)
-		b, ok2 := toFloat(w.Value)
-		return present && ok1 && ok2 && compareNum(a, w.Op, b)
-	case "contains":
-		if !present {
-			return false
-		}
-		if list, ok := v.([]any); ok {
-			return slices.ContainsFunc(list, func(x any) bool { return equalValue(x, w.Value) })
-		}
-		s, ok := v.(string)
-		return ok && strings.Contains(strings.ToLower(s), strings.ToLower(text(w.Value)))
-	}
-	return false
-}
-
-func equalValue(a, b any) bool {
-	if x, ok := toFloat(a); ok {
-		if y, ok := toFloat(b); ok {
-			return x == y
-		}
-	}
-	if x, ok := a.(bool); ok {
-		y, ok := b.(bool)
-		return ok && x == y
-	}
-	_, aStr := a.(string)
-	_, bStr := b.(string)
-	return aStr && bStr && a == b
-}
-
-func text(v any) string {
-	if s, ok := v.(string); ok {
-		return s
-	}
-	return fmt.Sprint(v)
-}
-
-// toFloat reads a number from JSON-decoded or Go values; numeric strings
-// count.
+// toFloat reads a number from JSON-decoded or Go values.
 func toFloat(v any) (float64, bool) {
 	switch n := v.(type) {
 	case float64:
@@ -938,9 +867,6 @@ func toFloat(v any) (float64, bool) {
 	case json.Number:
 		f, err := n.Float64()
 		return f, err == nil
-	case string:
-		f, err := strconv.ParseFloat(strings.TrimSpace(n), 64)
-		return f, err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
 	}
 	return 0, false
 }

@@ -51,7 +51,7 @@ func TestRuleEventTrigger(t *testing.T) {
 		r := b.rule(t, map[string]any{
 			"name": "抹茶爱好者",
 			"trigger": map[string]any{"kind": "event", "event": "view_product", "count": 2, "within_days": 30,
-				"where": []any{map[string]any{"prop": "product.category", "op": "=", "value": "抹茶"}}},
+				"where": []any{map[string]any{"prop": "category", "op": "=", "value": "抹茶"}}},
 			"conditions": map[string]any{"not": map[string]any{"tag": "自动/流失风险"}},
 			"add":        []any{matcha.ID},
 			"remove":     []any{"自动/流失风险"},
@@ -60,11 +60,11 @@ func TestRuleEventTrigger(t *testing.T) {
 			t.Fatalf("rule %+v", r)
 		}
 		view := func(cat string) map[string]any {
-			return map[string]any{"event": "view_product", "properties": map[string]any{"product": map[string]any{"category": cat}}}
+			return map[string]any{"event": "view_product", "properties": map[string]any{"category": cat, "sku": "SKU-" + cat}}
 		}
 		fan := b.customer(t, "fan", customer.NewCustomer{})
 		b.track(t, "fan", view("抹茶"))
-		b.track(t, "fan", view("乌龙"), map[string]any{"event": "add_to_cart", "properties": map[string]any{"product": map[string]any{"category": "抹茶"}}})
+		b.track(t, "fan", view("乌龙"), map[string]any{"event": "add_to_cart", "properties": map[string]any{"category": "抹茶"}})
 		never(t, "tagged after one matcha view", 300*time.Millisecond, func() bool { return b.has(t, fan, "抹茶爱好者") })
 		b.track(t, "fan", view("抹茶"))
 		eventually(t, "tagged on the second matcha view", func() bool { return b.has(t, fan, "抹茶爱好者") })
@@ -215,6 +215,16 @@ func TestRuleAttributeChanged(t *testing.T) {
 		if st := b.stats(t, vip.ID); st.TimesFired != 1 || st.LastError != "" {
 			t.Fatalf("vip stats %+v", st)
 		}
+
+		// A computed attribute: spend changes with orders, not the profile.
+		b.rule(t, map[string]any{"name": "消费满百",
+			"trigger":    map[string]any{"kind": "attribute_changed", "attributes": []any{"total_spend"}},
+			"conditions": map[string]any{"attr": "total_spend", "op": ">=", "value": 10000},
+			"add":        []any{"高价值"}})
+		if _, err := b.App.Commerce.UpsertOrder(context.Background(), b.ws.ID, order("spend-1", c, 12000, "乌龙")); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "spend tagged", func() bool { return b.has(t, c, "高价值") })
 	})
 }
 
@@ -340,7 +350,7 @@ func TestRuleBackfill(t *testing.T) {
 		if j.Kind != tag.JobBackfill || (j.Status != tag.JobQueued && j.Status != tag.JobRunning) {
 			t.Fatalf("job %+v", j)
 		}
-		eventually(t, "back-fill done", func() bool {
+		eventuallyWithin(t, time.Minute, "back-fill done", func() bool {
 			b.must(t, "GET", fmt.Sprintf("/api/v1/tag-rules/%d/backfill", r.ID), nil, http.StatusOK, &j)
 			if j.Done > j.Total {
 				t.Fatalf("progress %+v", j)
@@ -356,7 +366,7 @@ func TestRuleBackfill(t *testing.T) {
 		}
 		// Again: nothing changes.
 		b.must(t, "POST", fmt.Sprintf("/api/v1/tag-rules/%d/backfill", r.ID), nil, http.StatusAccepted, &j)
-		eventually(t, "second back-fill done", func() bool {
+		eventuallyWithin(t, time.Minute, "second back-fill done", func() bool {
 			b.must(t, "GET", fmt.Sprintf("/api/v1/tag-rules/%d/backfill", r.ID), nil, http.StatusOK, &j)
 			return j.Status == tag.JobDone
 		})
@@ -374,7 +384,7 @@ func TestRuleBackfill(t *testing.T) {
 			"expr":       `event.properties.x > 1`,
 			"add":        []any{"大单"}})
 		b.must(t, "POST", fmt.Sprintf("/api/v1/tag-rules/%d/backfill", r2.ID), nil, http.StatusAccepted, &j)
-		eventually(t, "third back-fill done", func() bool {
+		eventuallyWithin(t, time.Minute, "third back-fill done", func() bool {
 			b.must(t, "GET", fmt.Sprintf("/api/v1/tag-rules/%d/backfill", r2.ID), nil, http.StatusOK, &j)
 			return j.Status == tag.JobDone
 		})

@@ -22,14 +22,13 @@ type TryInput struct {
 
 // TryResult is what a rule would do for one customer now.
 type TryResult struct {
-	CustomerID int64   `json:"customer_id" doc:"The customer checked (the surviving profile, when a merged id was given)."`
-	Fires      bool    `json:"fires" doc:"The rule would fire: its trigger (or sample), count, conditions and expression all hold."`
-	Add        []int64 `json:"add" nullable:"false" doc:"Tags the rule would add that the customer does not hold yet (empty when it would not fire)."`
-	Remove     []int64 `json:"remove" nullable:"false" doc:"Tags the rule would remove that the customer holds (empty when it would not fire)."`
-	// TagRefs names the tags of add and remove.
-	TagRefs map[string]string `json:"tag_refs"`
-	Steps   []Step            `json:"steps" nullable:"false" doc:"Each part checked, in order, up to the first that failed."`
-	Reason  string            `json:"reason" doc:"Why the rule would not fire (the failing part), or what it would change."`
+	CustomerID int64             `json:"customer_id" doc:"The customer checked (the surviving profile, when a merged id was given)."`
+	Fires      bool              `json:"fires" doc:"The rule would fire: its trigger (or sample), count, conditions and expression all hold."`
+	Add        []int64           `json:"add" nullable:"false" doc:"Tags the rule would add that the customer does not hold yet (empty when it would not fire)."`
+	Remove     []int64           `json:"remove" nullable:"false" doc:"Tags the rule would remove that the customer holds (empty when it would not fire)."`
+	TagRefs    map[string]string `json:"tag_refs" doc:"group/name of every tag the rule adds or removes, by id."`
+	Steps      []Step            `json:"steps" nullable:"false" doc:"Each part checked, in order, up to the first that failed."`
+	Reason     string            `json:"reason" doc:"Why the rule would not fire (the failing part), or what it would change."`
 }
 
 // TryRule checks a rule, saved or not, against one customer as things stand,

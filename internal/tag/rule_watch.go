@@ -15,9 +15,10 @@ import (
 
 // attribute_changed rules follow the profiles rather than every writer of
 // them: attributes change through ingest (identify traits), imports, the
-// API, connectors and merges, inside other domains' transactions. Each tick
-// the engine asks which profiles were written since the rule's watch
-// position (customers.updated_at), reads the watched attributes of those
+// API, connectors, merges, orders (spend) and score runs, inside other
+// domains' transactions. Each tick the engine asks which customers were
+// written since the rule's watch position (Profiles.ChangedSince: the
+// profile, its order summary, its scores), reads the watched attributes of those
 // customers and compares a digest of their values with the one the rule
 // last saw (tag_rule_seen). A digest that differs fires the rule once: the
 // new digest is written with a compare-and-set, so when several nodes watch,
