@@ -164,7 +164,7 @@ func (x *Index) prefetch(ctx context.Context, c *Condition, env Env, out map[*Co
 		if c.Count != nil {
 			op, want = c.Count.Op, c.Count.Value
 		}
-		match = func(v int64) bool { return cmpInt64(v, op, int64(want)) }
+		match = func(v int64) bool { return compare(v, op, int64(want)) }
 	} else {
 		o := c.Order
 		from, to := env.window(o.WithinDays, o.Between)
@@ -180,7 +180,7 @@ func (x *Index) prefetch(ctx context.Context, c *Condition, env Env, out map[*Co
 		default:
 			f, _ := number(o.Value)
 			op := o.Op
-			match = func(v int64) bool { return cmpFloat64(float64(v), op, f) }
+			match = func(v int64) bool { return compare(float64(v), op, f) }
 		}
 	}
 	if err != nil {
@@ -207,25 +207,8 @@ func (x *Index) prefetch(ctx context.Context, c *Condition, env Env, out map[*Co
 	return nil
 }
 
-func cmpInt64(a int64, op string, b int64) bool {
-	switch op {
-	case "=":
-		return a == b
-	case "!=":
-		return a != b
-	case ">":
-		return a > b
-	case ">=":
-		return a >= b
-	case "<":
-		return a < b
-	case "<=":
-		return a <= b
-	}
-	return false
-}
-
-func cmpFloat64(a float64, op string, b float64) bool {
+// compare applies a comparison operator.
+func compare[T int64 | float64](a T, op string, b T) bool {
 	switch op {
 	case "=":
 		return a == b

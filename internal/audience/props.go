@@ -45,7 +45,7 @@ func propMatches(v any, w PropCond) bool {
 	default:
 		a, ok1 := number(v)
 		b, ok2 := number(w.Value)
-		return ok1 && ok2 && cmpFloat64(a, w.Op, b)
+		return ok1 && ok2 && compare(a, w.Op, b)
 	}
 }
 
