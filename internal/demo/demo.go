@@ -101,6 +101,12 @@ func Activity(ctx context.Context, a *app.App, dir string, creds Credentials, pr
 		return err
 	}
 	fmt.Fprintln(progress, "demo: auto-tag rules created and back-filled")
+	if err := a.Audiences.Sync(ctx, creds.WorkspaceID); err != nil {
+		return err
+	}
+	if err := generateAudiences(ctx, a, creds.WorkspaceID, progress); err != nil {
+		return err
+	}
 	creds.ActivityDone = true
 	return writeCredentials(filepath.Join(dir, credentialsFile), creds)
 }
