@@ -13,6 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/siyu-dev/siyu/internal/api"
 	"github.com/siyu-dev/siyu/internal/commerce"
 	"github.com/siyu-dev/siyu/internal/errs"
 	"github.com/siyu-dev/siyu/internal/tenant"
@@ -370,28 +371,9 @@ func (c *Console) publicView(w http.ResponseWriter, r *http.Request, title strin
 	}
 }
 
-// statusOf maps an error kind to the console's HTTP status: the only place
-// it happens in the console.
-func statusOf(k errs.Kind) int {
-	switch k {
-	case errs.Invalid:
-		return http.StatusUnprocessableEntity
-	case errs.NotFound:
-		return http.StatusNotFound
-	case errs.Conflict:
-		return http.StatusConflict
-	case errs.Unauthenticated:
-		return http.StatusUnauthorized
-	case errs.Forbidden:
-		return http.StatusForbidden
-	case errs.RateLimited:
-		return http.StatusTooManyRequests
-	case errs.TooLarge:
-		return http.StatusRequestEntityTooLarge
-	default:
-		return http.StatusInternalServerError
-	}
-}
+// statusOf maps an error kind to an HTTP status; the API decides the
+// mapping once for both HTTP layers.
+func statusOf(k errs.Kind) int { return api.StatusOf(k) }
 
 // fail shows an error a handler returned: a domain error in the user's
 // language with its status, anything else as a logged 500.
