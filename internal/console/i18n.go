@@ -4,6 +4,7 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"strings"
 
@@ -29,13 +30,32 @@ type catalogue struct {
 func loadCatalogue() (*catalogue, error) {
 	c := &catalogue{msgs: map[string]map[string]string{}}
 	for _, lang := range languages() {
-		b, err := catalogueFS.ReadFile("i18n/" + lang + ".json")
-		if err != nil {
-			return nil, fmt.Errorf("console: unable to read catalogue %s: %w", lang, err)
+		// A language is its main file (i18n/zh-CN.json) plus any area files
+		// (i18n/zh-CN.wecom.json), so that each part of the console keeps its
+		// strings together; a key may be defined once only.
+		files, err := fs.Glob(catalogueFS, "i18n/"+lang+".*json")
+		if err != nil || len(files) == 0 {
+			return nil, fmt.Errorf("console: no catalogue for %s", lang)
 		}
 		m := map[string]string{}
-		if err := json.Unmarshal(b, &m); err != nil {
-			return nil, fmt.Errorf("console: catalogue %s is not a JSON object of strings: %w", lang, err)
+		for _, f := range files {
+			if f != "i18n/"+lang+".json" && !strings.HasPrefix(f, "i18n/"+lang+".") {
+				continue
+			}
+			b, err := catalogueFS.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("console: unable to read catalogue %s: %w", f, err)
+			}
+			part := map[string]string{}
+			if err := json.Unmarshal(b, &part); err != nil {
+				return nil, fmt.Errorf("console: catalogue %s is not a JSON object of strings: %w", f, err)
+			}
+			for k, v := range part {
+				if _, dup := m[k]; dup {
+					return nil, fmt.Errorf("console: catalogue key %q is defined twice for %s (again in %s)", k, lang, f)
+				}
+				m[k] = v
+			}
 		}
 		c.msgs[lang] = m
 	}
