@@ -139,6 +139,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, o Options) (*App, er
 		Commerce:  a.Commerce,
 		Events:    a.Events,
 		Imports:   a.Imports,
+		Staff:     a.Staff,
+		Tags:      a.Tags,
+		TagRules:  a.TagRules,
+		Audiences: a.Audiences,
+		Analytics: a.Analytics,
 	})
 	if err != nil {
 		d.Close()

@@ -15,10 +15,14 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/siyu-dev/siyu/internal/analytics"
+	"github.com/siyu-dev/siyu/internal/audience"
 	"github.com/siyu-dev/siyu/internal/commerce"
 	"github.com/siyu-dev/siyu/internal/customer"
 	"github.com/siyu-dev/siyu/internal/event"
 	"github.com/siyu-dev/siyu/internal/importer"
+	"github.com/siyu-dev/siyu/internal/staff"
+	"github.com/siyu-dev/siyu/internal/tag"
 	"github.com/siyu-dev/siyu/internal/tenant"
 )
 
@@ -36,6 +40,11 @@ type Deps struct {
 	Commerce  *commerce.Service
 	Events    *event.Service
 	Imports   *importer.Service
+	Staff     *staff.Service
+	Tags      *tag.Service
+	TagRules  *tag.Rules
+	Audiences *audience.Service
+	Analytics *analytics.Service
 }
 
 // Console serves the web console.
@@ -122,6 +131,9 @@ func (c *Console) routes() []route {
 
 	// Domain pages (customers, tags, audiences, …) go here, above Settings.
 	rs = append(rs, c.customerRoutes()...)
+	rs = append(rs, c.tagRoutes()...)      // tags.go: tags, groups, auto-tag rules
+	rs = append(rs, c.audienceRoutes()...) // audiences.go: builder, saved audiences, score charts
+	rs = append(rs, c.wecomRoutes()...)    // wecom.go: WeCom connector
 	rs = append(rs, c.dataRoutes()...)
 
 	return append(rs, []route{
