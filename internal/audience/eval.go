@@ -613,7 +613,7 @@ func (x *Index) evalNum(attr, kind, op string, v any, env Env, path string, with
 			if !col.has.Contains(o) {
 				continue
 			}
-			val := col.vals[o]
+			val := col.val(o)
 			in := false
 			for _, r := range ranges {
 				if val >= r[0] && val <= r[1] {

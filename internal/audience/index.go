@@ -108,8 +108,8 @@ func (x *Index) shiftFrom(o uint32) {
 		c.shiftFrom(o, shift)
 	}
 	for _, cc := range x.catOf {
-		if int(o) < len(cc.codes) {
-			cc.codes = slices.Insert(cc.codes, int(o), 0)
+		if int(o) < cc.codes.len() {
+			cc.codes.insert(int(o))
 		}
 	}
 }
@@ -164,24 +164,24 @@ func (x *Index) setProfile(p Profile) {
 // catColumn holds one categorical attribute's value per ordinal as codes into
 // a dictionary of the values seen.
 type catColumn struct {
-	codes []uint32          // by ordinal; 0 means unset
+	codes packedInts        // by ordinal; 0 means unset
 	dict  []string          // code-1 → value
 	code  map[string]uint32 // value → code
 }
 
 func (cc *catColumn) get(o uint32) string {
-	if int(o) >= len(cc.codes) || cc.codes[o] == 0 {
+	c := cc.codes.get(int(o))
+	if c == 0 {
 		return ""
 	}
-	return cc.dict[cc.codes[o]-1]
+	return cc.dict[c-1]
 }
 
 func (cc *catColumn) set(o uint32, v string) {
-	if int(o) >= len(cc.codes) {
-		cc.codes = slices.Grow(cc.codes, int(o)+1-len(cc.codes))[:int(o)+1]
-	}
 	if v == "" {
-		cc.codes[o] = 0
+		if int(o) < cc.codes.len() {
+			cc.codes.set(int(o), 0)
+		}
 		return
 	}
 	c, ok := cc.code[v]
@@ -190,7 +190,7 @@ func (cc *catColumn) set(o uint32, v string) {
 		c = uint32(len(cc.dict))
 		cc.code[v] = c
 	}
-	cc.codes[o] = c
+	cc.codes.set(int(o), uint64(c))
 }
 
 func (x *Index) setCat(attr string, o uint32, v string) {
@@ -368,7 +368,7 @@ func (x *Index) MemoryBytes() uint64 {
 			n += b.GetSizeInBytes() + uint64(len(v))
 		}
 		if cc := x.catOf[a]; cc != nil {
-			n += uint64(len(cc.codes)) * 4
+			n += cc.codes.bytes()
 		}
 	}
 	for _, days := range x.events {

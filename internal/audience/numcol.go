@@ -2,6 +2,7 @@ package audience
 
 import (
 	"math"
+	"math/bits"
 	"slices"
 	"sort"
 
@@ -15,9 +16,11 @@ const numBins = 64
 // costs a few bitmap operations instead of a scan: customers are split into
 // numBins bins by value quantiles; a query ORs the bins wholly inside the
 // range and checks only the customers of the two edge bins against their exact
-// values. Values are kept by ordinal for that check.
+// values. Values are kept by ordinal for that check, as zigzagged offsets
+// from a base value in as few bytes as the spread of the values needs.
 type numColumn struct {
-	vals    []int64         // value by ordinal
+	vals    packedInts // zigzag(value - base) by ordinal
+	base    int64
 	has     *roaring.Bitmap // ordinals with a value
 	bounds  []int64         // bounds[i] is the lowest value of bin i (ascending); bin 0 also takes anything lower
 	bins    []*roaring.Bitmap
@@ -28,6 +31,11 @@ func newNumColumn() *numColumn {
 	return &numColumn{has: roaring.New(), bounds: []int64{math.MinInt64}, bins: []*roaring.Bitmap{roaring.New()}}
 }
 
+// val returns the value of ordinal o (0 when it has none).
+func (c *numColumn) val(o uint32) int64 { return c.base + unzigzag(c.vals.get(int(o))) }
+
+func (c *numColumn) put(o uint32, v int64) { c.vals.set(int(o), zigzag(v-c.base)) }
+
 // binOf returns the bin holding value v.
 func (c *numColumn) binOf(v int64) int {
 	return sort.Search(len(c.bounds), func(i int) bool { return c.bounds[i] > v }) - 1
@@ -35,16 +43,16 @@ func (c *numColumn) binOf(v int64) int {
 
 func (c *numColumn) set(o uint32, v *int64) {
 	if c.has.Contains(o) {
-		c.bins[c.binOf(c.vals[o])].Remove(o)
+		c.bins[c.binOf(c.val(o))].Remove(o)
 	}
 	if v == nil {
 		c.has.Remove(o)
 		return
 	}
-	if int(o) >= len(c.vals) {
-		c.vals = slices.Grow(c.vals, int(o)+1-len(c.vals))[:int(o)+1]
+	if c.has.IsEmpty() {
+		c.base = *v
 	}
-	c.vals[o] = *v
+	c.put(o, *v)
 	c.has.Add(o)
 	c.bins[c.binOf(*v)].Add(o)
 	c.changes++
@@ -71,10 +79,11 @@ func (c *numColumn) rebin() {
 	for i := uint64(0); it.HasNext(); i++ {
 		o := it.Next()
 		if i%step == 0 {
-			sample = append(sample, c.vals[o])
+			sample = append(sample, c.val(o))
 		}
 	}
 	slices.Sort(sample)
+	c.rebase(sample[len(sample)/2])
 	bounds := []int64{math.MinInt64}
 	for i := 1; i < numBins; i++ {
 		b := sample[len(sample)*i/numBins]
@@ -88,13 +97,34 @@ func (c *numColumn) rebin() {
 	it = c.has.Iterator()
 	for it.HasNext() {
 		o := it.Next()
-		bi := c.binOf(c.vals[o])
+		bi := c.binOf(c.val(o))
 		buf[bi] = append(buf[bi], o)
 	}
 	for i := range c.bins {
 		c.bins[i] = roaring.BitmapOf(buf[i]...)
 		c.bins[i].RunOptimize()
 	}
+}
+
+// rebase re-encodes the values as offsets from base; a base in the middle of
+// the values keeps the offsets, and so the bytes per value, smallest.
+func (c *numColumn) rebase(base int64) {
+	if base == c.base {
+		return
+	}
+	var widest uint64
+	it := c.has.Iterator()
+	for it.HasNext() {
+		widest = max(widest, zigzag(c.val(it.Next())-base))
+	}
+	nv := packedInts{width: max(1, (bits.Len64(widest)+7)/8)}
+	nv.grow(c.vals.len())
+	it = c.has.Iterator()
+	for it.HasNext() {
+		o := it.Next()
+		nv.set(int(o), zigzag(c.val(o)-base))
+	}
+	c.vals, c.base = nv, base
 }
 
 // rangeOf returns the ordinals whose value v satisfies lo ≤ v ≤ hi.
@@ -112,7 +142,7 @@ func (c *numColumn) rangeOf(lo, hi int64) *roaring.Bitmap {
 		it := b.Iterator()
 		for it.HasNext() {
 			o := it.Next()
-			if v := c.vals[o]; v >= lo && v <= hi {
+			if v := c.val(o); v >= lo && v <= hi {
 				out.Add(o)
 			}
 		}
@@ -136,8 +166,8 @@ func (c *numColumn) rangeOf(lo, hi int64) *roaring.Bitmap {
 }
 
 func (c *numColumn) shiftFrom(o uint32, shift func(*roaring.Bitmap) *roaring.Bitmap) {
-	if int(o) < len(c.vals) {
-		c.vals = slices.Insert(c.vals, int(o), 0)
+	if int(o) < c.vals.len() {
+		c.vals.insert(int(o))
 	}
 	c.has = shift(c.has)
 	for i, b := range c.bins {
@@ -146,7 +176,7 @@ func (c *numColumn) shiftFrom(o uint32, shift func(*roaring.Bitmap) *roaring.Bit
 }
 
 func (c *numColumn) memoryBytes() uint64 {
-	n := uint64(len(c.vals))*8 + c.has.GetSizeInBytes()
+	n := c.vals.bytes() + c.has.GetSizeInBytes()
 	for _, b := range c.bins {
 		n += b.GetSizeInBytes()
 	}
