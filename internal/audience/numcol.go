@@ -117,7 +117,8 @@ func (c *numColumn) rebase(base int64) {
 	for it.HasNext() {
 		widest = max(widest, zigzag(c.val(it.Next())-base))
 	}
-	nv := packedInts{width: max(1, (bits.Len64(widest)+7)/8)}
+	w := max(1, (bits.Len64(widest)+7)/8)
+	nv := packedInts{width: w, mask: maskOf(w)}
 	nv.grow(c.vals.len())
 	it = c.has.Iterator()
 	for it.HasNext() {

@@ -17,17 +17,18 @@ import (
 // get can load a whole uint64 and mask it.
 type packedInts struct {
 	buf   []byte
-	width int // bytes per value, 1–8
+	width int    // bytes per value, 1–8
+	mask  uint64 // the low width bytes
 	n     int
 }
 
 func (p *packedInts) len() int { return p.n }
 
-func (p *packedInts) mask() uint64 {
-	if p.width == 8 {
+func maskOf(width int) uint64 {
+	if width >= 8 {
 		return ^uint64(0)
 	}
-	return 1<<(8*p.width) - 1
+	return 1<<(8*width) - 1
 }
 
 // get returns element i; elements never set read as 0.
@@ -35,13 +36,13 @@ func (p *packedInts) get(i int) uint64 {
 	if i >= p.n {
 		return 0
 	}
-	return binary.LittleEndian.Uint64(p.buf[i*p.width:]) & p.mask()
+	return binary.LittleEndian.Uint64(p.buf[i*p.width:]) & p.mask
 }
 
 // set stores v at i, growing the array to hold i and widening it to hold v.
 func (p *packedInts) set(i int, v uint64) {
 	if p.width == 0 {
-		p.width = 1
+		p.width, p.mask = 1, maskOf(1)
 	}
 	if w := (bits.Len64(v) + 7) / 8; w > p.width {
 		p.widen(w)
@@ -72,7 +73,7 @@ func (p *packedInts) grow(n int) {
 // widen re-encodes every element in w bytes.
 func (p *packedInts) widen(w int) {
 	old := *p
-	p.width = w
+	p.width, p.mask = w, maskOf(w)
 	p.buf = make([]byte, old.n*w+8, old.n*w+8+old.n*w/8)
 	for i := range old.n {
 		v := old.get(i)
@@ -89,7 +90,7 @@ func (p *packedInts) insert(i int) {
 		return
 	}
 	if p.width == 0 {
-		p.width = 1
+		p.width, p.mask = 1, maskOf(1)
 	}
 	p.buf = slices.Insert(p.buf, i*p.width, make([]byte, p.width)...)
 	p.n++
