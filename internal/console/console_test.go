@@ -683,15 +683,30 @@ func TestVendoredHTMXMatchesVendorNote(t *testing.T) {
 	}
 }
 
+// readCatalogue reads a language as the console loads it: its main file
+// plus its area files (zh-CN.tags.json, …).
 func readCatalogue(t *testing.T, lang string) map[string]string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("i18n", lang+".json"))
-	if err != nil {
-		t.Fatal(err)
+	files, err := filepath.Glob(filepath.Join("i18n", lang+".*json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no catalogue for %s: %v", lang, err)
 	}
 	m := map[string]string{}
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatalf("%s.json: %v", lang, err)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		part := map[string]string{}
+		if err := json.Unmarshal(b, &part); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for k, v := range part {
+			if _, dup := m[k]; dup {
+				t.Errorf("%s: %q is defined twice", f, k)
+			}
+			m[k] = v
+		}
 	}
 	return m
 }

@@ -36,6 +36,7 @@ type customerDetail struct {
 	MoreOrders bool
 	Merges     []customer.Merge
 	Timeline   timelineView
+	Tags       *customerTags // the tags card (tags_customer.go); nil without tags or tags.read
 }
 
 // orderTable is a list of orders as the "order_table" fragment shows them.
@@ -138,6 +139,13 @@ func (c *Console) customerPage(w http.ResponseWriter, r *http.Request, s *signed
 	}
 	if d.Timeline, err = c.timeline(r, s, cu.ID, r.URL.Query().Get("cursor")); err != nil {
 		return err
+	}
+	if c.deps.Tags != nil && p.Can(tenant.PermTagsRead) {
+		ct, err := c.customerTagsCard(r, s, cu.ID)
+		if err != nil {
+			return err
+		}
+		d.Tags = &ct
 	}
 	title := cu.Name
 	if title == "" {
