@@ -13,6 +13,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 //go:embed static
@@ -25,7 +26,21 @@ type asset struct {
 	url   string // /static/app.1a2b3c4d.css
 	ctype string
 	body  []byte
-	gzip  []byte // nil when compressing does not pay
+	// gzip is made on the first request that accepts it, not at start-up:
+	// compressing a large vendored file (ECharts) on every start would
+	// slow the console's start and its tests for nothing.
+	zipOnce sync.Once
+	gzip    []byte // nil when compressing does not pay
+}
+
+// gzipped returns the compressed body, or nil when compressing does not pay.
+func (a *asset) gzipped() []byte {
+	a.zipOnce.Do(func() {
+		if z := gzipped(a.body); len(z) < len(a.body)*9/10 {
+			a.gzip = z
+		}
+	})
+	return a.gzip
 }
 
 type assets struct {
@@ -56,9 +71,6 @@ func loadAssets() (*assets, error) {
 		a := &asset{url: "/static/" + file, ctype: mime.TypeByExtension(ext), body: body}
 		if a.ctype == "" {
 			a.ctype = "application/octet-stream"
-		}
-		if z := gzipped(body); len(z) < len(body)*9/10 {
-			a.gzip = z
 		}
 		as.byName[name], as.byFile[file] = a, a
 		return nil
@@ -100,9 +112,11 @@ func (as *assets) serve(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	h.Set("Vary", "Accept-Encoding")
 	body := a.body
-	if a.gzip != nil && acceptsGzip(r) {
-		h.Set("Content-Encoding", "gzip")
-		body = a.gzip
+	if acceptsGzip(r) {
+		if z := a.gzipped(); z != nil {
+			h.Set("Content-Encoding", "gzip")
+			body = z
+		}
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	if r.Method == http.MethodHead {
