@@ -17,6 +17,7 @@ import (
 	"github.com/siyu-dev/siyu/internal/analytics"
 	"github.com/siyu-dev/siyu/internal/audience"
 	"github.com/siyu-dev/siyu/internal/commerce"
+	"github.com/siyu-dev/siyu/internal/connector/wecom"
 	"github.com/siyu-dev/siyu/internal/customer"
 	"github.com/siyu-dev/siyu/internal/event"
 	"github.com/siyu-dev/siyu/internal/importer"
@@ -42,6 +43,7 @@ type Deps struct {
 	Audiences *audience.Service
 	Analytics *analytics.Service
 	Imports   *importer.Service
+	WeCom     *wecom.Service // nil: the WeCom connector's operations are not mounted
 	Version   string
 }
 
@@ -99,6 +101,8 @@ func Register(mux *http.ServeMux, deps Deps) *API {
 	a.registerImports()
 	a.registerWriteKeys()
 	a.registerEvents()
+	a.registerConnectors()
+	a.registerConnectorSync() // connectors_sync.go: WeCom sync, staff, one event, tag bindings
 	a.registerIngest(mux)
 	return a
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/siyu-dev/siyu/internal/api"
 	"github.com/siyu-dev/siyu/internal/audience"
 	"github.com/siyu-dev/siyu/internal/commerce"
+	"github.com/siyu-dev/siyu/internal/connector/wecom"
 	"github.com/siyu-dev/siyu/internal/console"
 	"github.com/siyu-dev/siyu/internal/customer"
 	"github.com/siyu-dev/siyu/internal/db"
@@ -49,6 +50,7 @@ type App struct {
 	Audiences *audience.Service
 	Analytics *analytics.Service
 	Imports   *importer.Service
+	WeCom     *wecom.Service
 	Version   string
 
 	metrics *metrics.Set
@@ -122,13 +124,25 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, o Options) (*App, er
 	// Tag changes reach the index at once; other nodes' through its feed.
 	a.Tags.Observe(a.Audiences)
 	a.TagRules = a.newTagRules()
+	// WeCom connector: callbacks, inbox worker, staff relations, timeline.
+	publicURL := cfg.BaseURL
+	if publicURL == "" {
+		publicURL = "http://" + cfg.Addr
+	}
+	a.WeCom = wecom.NewService(d, kr, a.Customers, a.Staff, a.Tags, a.Tenant, wecom.Options{Logger: log, PublicURL: publicURL})
+	a.Customers.OnMerge("staff_relations", a.Staff.MoveCustomer)
+	a.Customers.OnMerge("wecom", a.WeCom.MoveCustomer)
+	a.Customers.AddTimelineSource(a.WeCom)
 	a.registerDBMetrics()
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /metrics", a.serveMetrics)
-	api.Register(mux, api.Deps{Log: log, Tenant: a.Tenant, Customers: a.Customers, Staff: a.Staff, Tags: a.Tags, TagRules: a.TagRules, Events: a.Events, Commerce: a.Commerce, Imports: a.Imports, Audiences: a.Audiences, Analytics: a.Analytics, Version: o.Version})
+	api.Register(mux, api.Deps{Log: log, Tenant: a.Tenant, Customers: a.Customers, Staff: a.Staff, Tags: a.Tags, TagRules: a.TagRules, Events: a.Events, Commerce: a.Commerce, Imports: a.Imports, Audiences: a.Audiences, Analytics: a.Analytics, WeCom: a.WeCom, Version: o.Version})
+	// WeCom connector: the callback endpoint (the signature is the auth).
+	mux.Handle("GET "+wecom.CallbackPath, a.WeCom.Handler())
+	mux.Handle("POST "+wecom.CallbackPath, a.WeCom.Handler())
 	con, err := console.New(console.Deps{
 		Log:     log,
 		Tenant:  a.Tenant,
@@ -144,6 +158,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, o Options) (*App, er
 		TagRules:  a.TagRules,
 		Audiences: a.Audiences,
 		Analytics: a.Analytics,
+		WeCom:     a.WeCom,
 	})
 	if err != nil {
 		d.Close()
@@ -228,6 +243,13 @@ func (a *App) startWorkers(ctx context.Context) {
 	// a stopped worker left.
 	a.workers.Add(1)
 	go func() { defer a.workers.Done(); a.Imports.Work(ctx) }()
+	// WeCom connector: processes stored callbacks; woken by each one stored.
+	a.workers.Add(1)
+	go func() { defer a.workers.Done(); a.WeCom.Run(ctx) }()
+	// WeCom sync: queued and scheduled syncs (full on connect, reconcile
+	// daily), runs taken over from dead nodes, and tag marks sent to WeCom.
+	a.workers.Add(1)
+	go func() { defer a.workers.Done(); a.WeCom.RunSync(ctx) }()
 	// Computed attributes (RFM, lifecycle, fan tier): every workspace scored
 	// at start when it never was or missed its daily run, in full daily and
 	// on request, and customers whose orders or activity changed every minute.

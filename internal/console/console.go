@@ -18,6 +18,7 @@ import (
 	"github.com/siyu-dev/siyu/internal/analytics"
 	"github.com/siyu-dev/siyu/internal/audience"
 	"github.com/siyu-dev/siyu/internal/commerce"
+	"github.com/siyu-dev/siyu/internal/connector/wecom"
 	"github.com/siyu-dev/siyu/internal/customer"
 	"github.com/siyu-dev/siyu/internal/event"
 	"github.com/siyu-dev/siyu/internal/importer"
@@ -45,6 +46,7 @@ type Deps struct {
 	TagRules  *tag.Rules
 	Audiences *audience.Service
 	Analytics *analytics.Service
+	WeCom     *wecom.Service // the WeCom connector (wecom.go)
 }
 
 // Console serves the web console.

@@ -72,6 +72,12 @@ const (
 	PermTagsManage      Permission = "tags.manage"      // define tag groups and tags, tag customers in bulk
 )
 
+// Connector permissions: owners and admins only (connectors carry secrets).
+const (
+	PermConnectorsRead   Permission = "connectors.read"   // see connector settings (secrets masked), sync status and callback logs
+	PermConnectorsManage Permission = "connectors.manage" // connect WeCom and other channels, change their secrets, test and sync
+)
+
 // Can reports whether role r holds permission p.
 func (r Role) Can(p Permission) bool {
 	switch r {

@@ -1,4 +1,0 @@
-package wecom
-
-// DefaultBaseURL is WeCom's API.
-const DefaultBaseURL = "https://qyapi.weixin.qq.com"
