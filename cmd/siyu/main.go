@@ -213,9 +213,19 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "API key: %s\n", creds.APIKey)
 	fmt.Fprintf(stdout, "write key: %s\n", creds.WriteKey)
 	fmt.Fprintf(stdout, "data: %s\n", dir)
+	// The demo brand's live WeCom corp: in-process, synced and then active
+	// in the background.
+	corp := demo.StartWeCom(a, creds.WorkspaceID, demo.ListenURL(ln.Addr()), demo.WeComOptions{})
+	defer corp.Close()
+	fmt.Fprintf(stdout, "WeCom: %s\n", corp.Summary())
 	go func() {
 		if err := demo.Activity(ctx, a, dir, creds, stderr); err != nil && ctx.Err() == nil {
 			log.Error("demo activity stopped; it resumes at the next start", "err", err)
+		}
+	}()
+	go func() {
+		if err := corp.Run(ctx, stderr); err != nil && ctx.Err() == nil {
+			log.Error("the demo's WeCom corp stopped; it starts again at the next start", "err", err)
 		}
 	}()
 	return a.Serve(ctx, ln)

@@ -555,6 +555,7 @@ func (s *Service) updateBoundTags(ctx context.Context, tenantID int64, groups []
 		return err
 	}
 	byWeCom := map[string]tag.Tag{}
+	var newlyBound []string // WeCom tag ids bound to a Siyu tag by this call
 	for _, t := range stags {
 		if t.WeComTagID != "" {
 			byWeCom[t.WeComTagID] = t
@@ -634,11 +635,26 @@ func (s *Service) updateBoundTags(ctx context.Context, tenantID int64, groups []
 					return err
 				}
 				byWeCom[wt.ID] = t
+				newlyBound = append(newlyBound, wt.ID)
 			}
 			if t.GroupID == sg.ID && t.SortOrder != order {
 				if _, err := s.tags.UpdateTag(ctx, p, t.ID, tag.TagUpdate{SortOrder: &order}); err != nil && errs.KindOf(err) == errs.Internal {
 					return err
 				}
+			}
+		}
+	}
+	// Marks of a tag may have arrived before the tag itself (callbacks come
+	// in any order): the customers whose relations carry a newly bound tag
+	// get its Siyu tag now, not at the next reconciliation.
+	for _, wid := range newlyBound {
+		ids, err := s.staff.CustomersWithChannelTag(ctx, tenantID, staff.ChannelWeCom, wid)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := s.SyncCustomerTags(ctx, tenantID, id); err != nil {
+				return err
 			}
 		}
 	}
