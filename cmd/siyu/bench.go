@@ -5,9 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 
+	"github.com/siyu-dev/siyu/internal/app"
 	"github.com/siyu-dev/siyu/internal/audience"
+	"github.com/siyu-dev/siyu/internal/db"
 )
 
 // benchCmd runs Siyu's benchmarks; figures go to docs/benchmarks.md.
@@ -22,6 +25,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Customers, "customers", 1_000_000, "synthetic customers")
 	fs.IntVar(&o.Queries, "queries", 500, "engine counts to time")
 	fs.IntVar(&o.SQLRuns, "sql-runs", 5, "SQL counts to time per database")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of each rebuild to this file (the engine's name is added)")
 	dbs := fs.String("db", "", "comma-separated databases to compare with (a SQLite path and/or a postgres:// URL); bench tables are created there")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -29,5 +33,6 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *dbs != "" {
 		o.DSNs = strings.Split(*dbs, ",")
 	}
+	o.Sources = func(d *db.DB) audience.Sources { return app.AudienceSourcesOn(d, slog.New(slog.DiscardHandler)) }
 	return audience.RunBench(ctx, o, stdout)
 }

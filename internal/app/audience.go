@@ -2,11 +2,19 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"log/slog"
 	"time"
 
 	"github.com/siyu-dev/siyu/internal/audience"
 	"github.com/siyu-dev/siyu/internal/commerce"
+	"github.com/siyu-dev/siyu/internal/customer"
+	"github.com/siyu-dev/siyu/internal/db"
+	"github.com/siyu-dev/siyu/internal/event"
+	"github.com/siyu-dev/siyu/internal/pii"
+	"github.com/siyu-dev/siyu/internal/staff"
 	"github.com/siyu-dev/siyu/internal/tag"
+	"github.com/siyu-dev/siyu/internal/tenant"
 )
 
 // audienceSources tells the audience index where its data comes from. Each
@@ -30,6 +38,27 @@ func (a *App) audienceSources() audience.Sources {
 		},
 		Feeds: audience.ChangeFeeds{Profiles: a.Customers, Spend: a.Commerce, Tags: tags, Scores: a.Analytics, Events: a.Events},
 	}
+}
+
+// AudienceSourcesOn returns the audience index's sources reading database d,
+// wired as New wires them, so `siyu bench audience` times the server's own
+// rebuild. The index reads no personal data, so a throwaway key serves.
+func AudienceSourcesOn(d *db.DB, log *slog.Logger) audience.Sources {
+	if log == nil {
+		log = slog.Default()
+	}
+	master := make([]byte, 32)
+	rand.Read(master)
+	kr, _ := pii.NewKeyring(master)
+	a := &App{DB: d, Log: log, Keyring: kr}
+	a.Tenant = tenant.NewService(d, tenant.Options{Logger: log})
+	a.Customers = customer.NewService(d, kr, log)
+	a.Staff = staff.NewService(d)
+	a.Tags = tag.NewService(d, tag.Options{Logger: log, Auditor: a.Tenant})
+	a.Events = event.NewService(d, event.Options{Logger: log, Auditor: a.Tenant})
+	a.Commerce = commerce.NewService(d, a.Customers, a.Staff, log)
+	a.Analytics = a.newAnalytics()
+	return a.audienceSources()
 }
 
 type spendSource struct{ c *commerce.Service }

@@ -62,7 +62,7 @@ func (s *Service) follow(ctx context.Context, tenantID int64, t *tenantIndex) er
 	t.followMu.Lock()
 	defer t.followMu.Unlock()
 	now := s.now()
-	from := t.follow.since.Add(-followOverlap)
+	from := t.follow.since.Add(-s.overlap)
 	var touched []int64
 	if f.Profiles != nil {
 		pairs, last, err := f.Profiles.MergesAfter(ctx, tenantID, t.follow.mergesAfter)

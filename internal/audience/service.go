@@ -2,7 +2,6 @@ package audience
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
@@ -90,9 +89,15 @@ type Service struct {
 	src   Sources
 	feeds ChangeFeeds
 	now   func() time.Time
+	// overlap is how far before its last position a follower reads again
+	// (followOverlap; tests shorten it).
+	overlap time.Duration
 
 	mu      sync.Mutex
 	tenants map[int64]*tenantIndex
+
+	background sync.WaitGroup // checkpoints being written
+	writing    sync.Mutex     // one checkpoint at a time: they are large writes
 }
 
 type tenantIndex struct {
@@ -107,6 +112,11 @@ type tenantIndex struct {
 
 	followMu sync.Mutex
 	follow   followState
+
+	// checkpointAt is when the checkpoint this index last wrote or started
+	// from was written (under mu); checkpointing is set while one is written.
+	checkpointAt  time.Time
+	checkpointing bool
 }
 
 // NewService returns an audience service.
@@ -114,7 +124,7 @@ func NewService(d *db.DB, src Sources, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{db: d, log: log, src: src, feeds: src.Feeds, now: time.Now, tenants: map[int64]*tenantIndex{}}
+	return &Service{db: d, log: log, src: src, feeds: src.Feeds, now: time.Now, overlap: followOverlap, tenants: map[int64]*tenantIndex{}}
 }
 
 // index returns the workspace's index, building it on first use; callers
@@ -126,12 +136,26 @@ func (s *Service) index(ctx context.Context, tenantID int64) (*tenantIndex, erro
 		t = &tenantIndex{ready: make(chan struct{}), dirty: map[int64]struct{}{}}
 		s.tenants[tenantID] = t
 		go func() {
+			ctx := context.WithoutCancel(ctx)
 			// Changes from the moment the build starts are followed after it.
-			t.follow.since = s.now()
+			from := followState{since: s.now()}
 			if s.feeds.Profiles != nil {
-				t.follow.mergesAfter, _ = s.feeds.Profiles.LastMergeID(context.WithoutCancel(ctx), tenantID)
+				from.mergesAfter, _ = s.feeds.Profiles.LastMergeID(ctx, tenantID)
 			}
-			t.x, t.loc, t.err = s.build(context.WithoutCancel(ctx), tenantID)
+			var b built
+			b, t.err = s.build(ctx, tenantID, from)
+			if t.err == nil {
+				t.x, t.loc, t.follow = b.x, b.loc, b.follow
+				if b.checkpoint != nil {
+					// Catch up from the checkpoint's position before anyone
+					// reads the index; what fails here the next tick retries.
+					t.checkpointAt = b.checkpoint.writtenAt
+					if err := s.follow(ctx, tenantID, t); err != nil {
+						s.log.Error("audience: catching up after the checkpoint failed; will retry", "tenant", tenantID, "err", err)
+					}
+					s.flush(ctx, tenantID, t)
+				}
+			}
 			close(t.ready)
 			if t.err != nil {
 				s.mu.Lock()
@@ -174,101 +198,6 @@ func standardKinds() map[string]string {
 
 // customScale stores custom numbers with three decimals in the integer index.
 const customScale = 1000
-
-func (s *Service) build(ctx context.Context, tenantID int64) (*Index, *time.Location, error) {
-	start := s.now()
-	loc := time.UTC
-	if s.src.Location != nil {
-		l, err := s.src.Location(ctx, tenantID)
-		if err != nil {
-			return nil, nil, err
-		}
-		loc = l
-	}
-	x := NewIndex()
-	kinds, err := s.customKinds(ctx, tenantID)
-	if err != nil {
-		return nil, nil, err
-	}
-	n := 0
-	x.mu.Lock()
-	err = s.src.Profiles.EachForIndex(ctx, tenantID, func(r customer.IndexRow) error {
-		x.setProfile(profileOf(r, kinds))
-		n++
-		if n%500_000 == 0 {
-			s.log.Info("audience index: loading profiles", "tenant", tenantID, "profiles", n)
-		}
-		return nil
-	})
-	x.mu.Unlock()
-	if err != nil {
-		return nil, nil, fmt.Errorf("audience: load profiles: %w", err)
-	}
-	if s.src.Spend != nil {
-		x.mu.Lock()
-		err = s.src.Spend.EachSpend(ctx, tenantID, func(r SpendRow) error {
-			if _, ok := x.lookup(r.CustomerID); ok {
-				x.setProfile(spendProfile(r))
-			}
-			return nil
-		})
-		x.mu.Unlock()
-		if err != nil {
-			return nil, nil, fmt.Errorf("audience: load spend: %w", err)
-		}
-	}
-	if s.src.Scores != nil {
-		x.mu.Lock()
-		err = s.src.Scores.EachScore(ctx, tenantID, func(r ScoreRow) error {
-			if _, ok := x.lookup(r.CustomerID); ok {
-				x.setProfile(scoreProfile(r))
-			}
-			return nil
-		})
-		x.mu.Unlock()
-		if err != nil {
-			return nil, nil, fmt.Errorf("audience: load scores: %w", err)
-		}
-	}
-	if s.src.Tags != nil {
-		x.mu.Lock()
-		err = s.src.Tags.Snapshot(ctx, tenantID, func(tagID, customerID int64) error {
-			o, ok := x.lookup(customerID)
-			if !ok {
-				return nil
-			}
-			b := x.tags[tagID]
-			if b == nil {
-				b = roaring.New()
-				x.tags[tagID] = b
-			}
-			b.Add(o)
-			return nil
-		})
-		x.mu.Unlock()
-		if err != nil {
-			return nil, nil, fmt.Errorf("audience: load tags: %w", err)
-		}
-	}
-	if s.src.Events != nil {
-		env := Env{Loc: loc}
-		x.mu.Lock()
-		err = s.src.Events.EachEventTime(ctx, tenantID, s.now().AddDate(0, 0, -EventHistoryDays), func(id int64, name string, at time.Time) error {
-			if o, ok := x.lookup(id); ok {
-				x.addEvent(o, name, env.day(at))
-			}
-			return nil
-		})
-		x.mu.Unlock()
-		if err != nil {
-			return nil, nil, fmt.Errorf("audience: load events: %w", err)
-		}
-	}
-	x.Optimize()
-	s.log.Info("audience index built", "tenant", tenantID, "customers", x.Size(), "memory_mb", x.MemoryBytes()>>20,
-		"took", s.now().Sub(start).Round(time.Millisecond))
-	return x, loc, nil
-}
 
 // customKinds maps custom attributes to index kinds (lists are not indexed).
 func (s *Service) customKinds(ctx context.Context, tenantID int64) (map[string]string, error) {
@@ -637,6 +566,7 @@ func (s *Service) refresh(ctx context.Context, tenantID int64, t *tenantIndex, i
 func (s *Service) Run(ctx context.Context, every time.Duration) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	defer s.background.Wait()
 	for {
 		select {
 		case <-ctx.Done():
@@ -659,6 +589,7 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 				s.log.Error("audience: following changes failed; will retry", "tenant", id, "err", err)
 			}
 			s.flush(ctx, id, t)
+			s.maybeCheckpoint(ctx, id, t)
 			t.mu.Lock()
 			changed := t.changed
 			t.changed = false

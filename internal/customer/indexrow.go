@@ -24,6 +24,11 @@ type IndexRow struct {
 	FirstSeen  time.Time
 	LastSeen   time.Time
 	Traits     map[string]any
+	// RawTraits is the stored traits document, set instead of Traits by
+	// EachForIndex: a bulk build decodes only the traits it indexes, and
+	// decoding every document into a map was most of its cost. It is only
+	// valid during the call.
+	RawTraits []byte
 }
 
 const indexCols = `id, merged_into IS NULL, gender, province, city, first_source, first_source_code, birthday, first_seen_at, last_seen_at, traits`
@@ -45,10 +50,16 @@ func scanIndexRow(rows *sql.Rows) (IndexRow, error) {
 }
 
 // EachForIndex streams every profile of the workspace (merged ones too, as
-// not live) in id order, in pages so no transaction stays open for long.
+// not live) in id order, in pages so no transaction stays open for long. Rows
+// carry RawTraits rather than Traits, and fn must not keep the row's
+// RawTraits after it returns.
 func (s *Service) EachForIndex(ctx context.Context, tenantID int64, fn func(IndexRow) error) error {
 	const pageSize = 5000
 	var after int64
+	var r IndexRow
+	var first, last int64
+	var traits sql.RawBytes
+	dest := []any{&r.ID, &r.Live, &r.Gender, &r.Province, &r.City, &r.Source, &r.SourceCode, &r.Birthday, &first, &last, &traits}
 	for {
 		rows, err := s.db.QueryContext(ctx, `SELECT `+indexCols+` FROM customers WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT `+fmt.Sprint(pageSize),
 			tenantID, after)
@@ -57,11 +68,12 @@ func (s *Service) EachForIndex(ctx context.Context, tenantID int64, fn func(Inde
 		}
 		n := 0
 		for rows.Next() {
-			r, err := scanIndexRow(rows)
-			if err != nil {
+			if err := rows.Scan(dest...); err != nil {
 				rows.Close()
-				return err
+				return fmt.Errorf("customer: unable to read profile: %w", err)
 			}
+			r.FirstSeen, r.LastSeen = db.FromMillis(first), db.FromMillis(last)
+			r.RawTraits = traits
 			if err := fn(r); err != nil {
 				rows.Close()
 				return err
