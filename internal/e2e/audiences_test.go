@@ -36,14 +36,7 @@ func TestAudiencesInBrowser(t *testing.T) {
 			css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 			problems := watchConsole(b.ctx)
 
-			b.do("sign in to the builder",
-				chromedp.Navigate(srv.URL+"/audiences/new"),
-				chromedp.WaitVisible(css(`#email`)),
-				chromedp.SendKeys(css(`#email`), adminEmail),
-				chromedp.SendKeys(css(`#password`), adminPassword),
-				chromedp.Submit(css(`#password`)),
-				chromedp.WaitVisible(css(`#aud-tree .aud-row`)),
-			)
+			b.signIn(srv.URL+"/audiences/new", css(`#aud-tree .aud-row`))
 			if nav := b.text(`.nav`); !strings.Contains(nav, "人群包") || !strings.Contains(nav, "客户分层") {
 				t.Fatalf("the sidebar lacks the audience pages: %q", nav)
 			}

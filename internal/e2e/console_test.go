@@ -139,6 +139,20 @@ func (b tab) do(step string, actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// signIn opens url, is sent to the login page, signs in as the seeded admin
+// and waits until visible (a selector) shows on the page it returns to.
+func (b tab) signIn(url string, visible chromedp.CSS) {
+	b.t.Helper()
+	b.do("sign in",
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.CSS(`#email`)),
+		chromedp.SendKeys(chromedp.CSS(`#email`), adminEmail),
+		chromedp.SendKeys(chromedp.CSS(`#password`), adminPassword),
+		chromedp.Submit(chromedp.CSS(`#password`)),
+		chromedp.WaitVisible(visible),
+	)
+}
+
 // text is the visible text of the first element matching a CSS selector.
 func (b tab) text(sel string) string {
 	b.t.Helper()

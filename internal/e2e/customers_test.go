@@ -40,14 +40,7 @@ func TestCustomersInBrowser(t *testing.T) {
 			b := tab{t: t, ctx: browserReady()}
 			css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 
-			b.do("sign in",
-				chromedp.Navigate(srv.URL+"/customers"),
-				chromedp.WaitVisible(css(`#email`)),
-				chromedp.SendKeys(css(`#email`), adminEmail),
-				chromedp.SendKeys(css(`#password`), adminPassword),
-				chromedp.Submit(css(`#password`)),
-				chromedp.WaitVisible(css(`#customers`)),
-			)
+			b.signIn(srv.URL+"/customers", css(`#customers`))
 			if rows := b.text(`#customers tbody`); !strings.Contains(rows, "王芳") || !strings.Contains(rows, "陈静") {
 				t.Fatalf("the list lacks the seeded customers: %q", rows)
 			}

@@ -37,14 +37,7 @@ func TestTagsInBrowser(t *testing.T) {
 			b := tab{t: t, ctx: browserReady()}
 			css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 
-			b.do("sign in",
-				chromedp.Navigate(srv.URL+"/tags"),
-				chromedp.WaitVisible(css(`#email`)),
-				chromedp.SendKeys(css(`#email`), adminEmail),
-				chromedp.SendKeys(css(`#password`), adminPassword),
-				chromedp.Submit(css(`#password`)),
-				chromedp.WaitVisible(css(`#ng-name`)),
-			)
+			b.signIn(srv.URL+"/tags", css(`#ng-name`))
 			if nav := b.text(`.nav`); !strings.Contains(nav, "标签管理") || !strings.Contains(nav, "自动打标") {
 				t.Fatalf("the sidebar lacks the tag pages: %q", nav)
 			}

@@ -31,14 +31,7 @@ func TestWeComInBrowser(t *testing.T) {
 			b := tab{t: t, ctx: browserReady()}
 			css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 
-			b.do("sign in",
-				chromedp.Navigate(srv.URL+"/connectors/wecom"),
-				chromedp.WaitVisible(css(`#email`)),
-				chromedp.SendKeys(css(`#email`), adminEmail),
-				chromedp.SendKeys(css(`#password`), adminPassword),
-				chromedp.Submit(css(`#password`)),
-				chromedp.WaitVisible(css(`#wecom-form`)),
-			)
+			b.signIn(srv.URL+"/connectors/wecom", css(`#wecom-form`))
 			if nav := b.text(`.nav`); !strings.Contains(nav, "企业微信") || !strings.Contains(nav, "回调日志") {
 				t.Fatalf("the sidebar lacks the WeCom pages: %q", nav)
 			}
