@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -319,15 +318,6 @@ func decodeStrict(s string, v any) error {
 	return nil
 }
 
-// parseYuan reads an amount in yuan (128, 128.5) as fen.
-func parseYuan(s string) (int64, bool) {
-	f, err := strconv.ParseFloat(strings.TrimPrefix(strings.TrimSpace(s), "¥"), 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e12 {
-		return 0, false
-	}
-	return int64(math.Round(f * 100)), true
-}
-
 // input turns the editor's fields into a rule definition. Only the fields
 // of the chosen trigger are read, since the others stay in the page
 // (hidden) when the user switches kinds. Errors use the domain's paths.
@@ -368,8 +358,8 @@ func (f ruleForm) input() (tag.RuleInput, error) {
 			if strings.TrimSpace(a.v) == "" {
 				continue
 			}
-			fen, ok := parseYuan(a.v)
-			if !ok {
+			fen, err := commerce.ParseYuan(a.v)
+			if err != nil {
 				return in, errs.Field(a.path, "invalid_amount", "%s: %q is not an amount in yuan", a.path, a.v)
 			}
 			*a.out = &fen
@@ -786,8 +776,8 @@ func (f ruleForm) sample(in tag.RuleInput) (*tag.EventFact, *tag.OrderFact, erro
 		}
 		return ev, nil, nil
 	case tag.TriggerOrderPaid, tag.TriggerOrderRefunded:
-		fen, ok := parseYuan(f.SampleAmount)
-		if !ok {
+		fen, err := commerce.ParseYuan(f.SampleAmount)
+		if err != nil {
 			return nil, nil, errs.Field("sample_amount", "invalid_amount", "%q is not an amount in yuan", f.SampleAmount)
 		}
 		o := &tag.OrderFact{Source: in.Trigger.Source, Status: "paid", TotalFen: fen, PaidFen: fen, PaidAt: time.Now()}

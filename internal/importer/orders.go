@@ -171,7 +171,7 @@ func (pl *plan) line(r dataRow) orderLine {
 			}
 			item.Quantity = n
 		case "unit_price":
-			fen, err := parseYuan(v)
+			fen, err := commerce.ParseYuan(v)
 			if err == nil && fen < 0 {
 				err = fmt.Errorf("%q: a price cannot be negative", v)
 			}
@@ -262,7 +262,7 @@ func (pl *plan) order(lines []orderLine) (commerce.OrderInput, []RowError) {
 		if !ok {
 			continue
 		}
-		fen, err := parseYuan(v)
+		fen, err := commerce.ParseYuan(v)
 		if err == nil && fen < 0 {
 			err = fmt.Errorf("%q: amounts cannot be negative", v)
 		}

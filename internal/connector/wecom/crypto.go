@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/siyu-dev/siyu/internal/errs"
 )
@@ -446,6 +447,11 @@ func (q Query) Values() url.Values {
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	// Cut at a character boundary: WeCom's messages and names are Chinese,
+	// and half a character would make the stored text invalid UTF-8.
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/siyu-dev/siyu/internal/errs"
 )
@@ -635,5 +636,13 @@ func TestEncryptRandomFailure(t *testing.T) {
 	_, _, err := officialCrypt(t).WithRandom(failingReader{}).Encrypt([]byte("x"), "1", "n")
 	if err == nil || !strings.Contains(err.Error(), "entropy exhausted") {
 		t.Errorf("Encrypt with a failing random source = %v", err)
+	}
+}
+
+// A shortened WeCom message stays valid UTF-8: it is stored and shown.
+func TestTruncateKeepsCharactersWhole(t *testing.T) {
+	got := truncate("企业微信回调", 4) // 4 bytes end inside the second character
+	if got != "企…" || !utf8.ValidString(got) {
+		t.Fatalf("truncate = %q", got)
 	}
 }
