@@ -14,13 +14,18 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
+	"github.com/siyu-dev/siyu/internal/acquire"
 	"github.com/siyu-dev/siyu/internal/analytics"
 	"github.com/siyu-dev/siyu/internal/audience"
 	"github.com/siyu-dev/siyu/internal/commerce"
+	"github.com/siyu-dev/siyu/internal/community"
 	"github.com/siyu-dev/siyu/internal/connector/wecom"
 	"github.com/siyu-dev/siyu/internal/customer"
 	"github.com/siyu-dev/siyu/internal/event"
+	"github.com/siyu-dev/siyu/internal/handover"
 	"github.com/siyu-dev/siyu/internal/importer"
+	"github.com/siyu-dev/siyu/internal/message"
+	"github.com/siyu-dev/siyu/internal/moment"
 	"github.com/siyu-dev/siyu/internal/page"
 	"github.com/siyu-dev/siyu/internal/staff"
 	"github.com/siyu-dev/siyu/internal/tag"
@@ -44,6 +49,12 @@ type Deps struct {
 	Analytics *analytics.Service
 	Imports   *importer.Service
 	WeCom     *wecom.Service // nil: the WeCom connector's operations are not mounted
+	// Operations; each nil leaves its operations unmounted.
+	Messages  *message.Service
+	Acquire   *acquire.Service
+	Community *community.Service
+	Moments   *moment.Service
+	Handover  *handover.Service
 	Version   string
 }
 
@@ -103,6 +114,11 @@ func Register(mux *http.ServeMux, deps Deps) *API {
 	a.registerEvents()
 	a.registerConnectors()
 	a.registerConnectorSync() // connectors_sync.go: WeCom sync, staff, one event, tag bindings
+	a.registerMessages()      // messages.go: outbox, mass messages and their results
+	a.registerAcquire()       // acquire.go: channel codes, store codes, statistics, QR images
+	a.registerCommunity()     // community.go: customer groups, group codes, welcome templates
+	a.registerMoments()       // moments.go: moments tasks and results
+	a.registerHandover()      // handover.go: on-job and resigned handover
 	a.registerIngest(mux)
 	return a
 }

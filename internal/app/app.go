@@ -18,16 +18,21 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/siyu-dev/siyu/internal/acquire"
 	"github.com/siyu-dev/siyu/internal/analytics"
 	"github.com/siyu-dev/siyu/internal/api"
 	"github.com/siyu-dev/siyu/internal/audience"
 	"github.com/siyu-dev/siyu/internal/commerce"
+	"github.com/siyu-dev/siyu/internal/community"
 	"github.com/siyu-dev/siyu/internal/connector/wecom"
 	"github.com/siyu-dev/siyu/internal/console"
 	"github.com/siyu-dev/siyu/internal/customer"
 	"github.com/siyu-dev/siyu/internal/db"
 	"github.com/siyu-dev/siyu/internal/event"
+	"github.com/siyu-dev/siyu/internal/handover"
 	"github.com/siyu-dev/siyu/internal/importer"
+	"github.com/siyu-dev/siyu/internal/message"
+	"github.com/siyu-dev/siyu/internal/moment"
 	"github.com/siyu-dev/siyu/internal/pii"
 	"github.com/siyu-dev/siyu/internal/staff"
 	"github.com/siyu-dev/siyu/internal/tag"
@@ -51,6 +56,13 @@ type App struct {
 	Analytics *analytics.Service
 	Imports   *importer.Service
 	WeCom     *wecom.Service
+	// Operations (ops.go): the outbox every message goes through, channel
+	// codes, customer groups, moments and staff handover.
+	Messages  *message.Service
+	Acquire   *acquire.Service
+	Community *community.Service
+	Moments   *moment.Service
+	Handover  *handover.Service
 	Version   string
 
 	metrics *metrics.Set
@@ -133,13 +145,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, o Options) (*App, er
 	a.Customers.OnMerge("staff_relations", a.Staff.MoveCustomer)
 	a.Customers.OnMerge("wecom", a.WeCom.MoveCustomer)
 	a.Customers.AddTimelineSource(a.WeCom)
+	a.newOperations() // ops.go
 	a.registerDBMetrics()
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /metrics", a.serveMetrics)
-	api.Register(mux, api.Deps{Log: log, Tenant: a.Tenant, Customers: a.Customers, Staff: a.Staff, Tags: a.Tags, TagRules: a.TagRules, Events: a.Events, Commerce: a.Commerce, Imports: a.Imports, Audiences: a.Audiences, Analytics: a.Analytics, WeCom: a.WeCom, Version: o.Version})
+	api.Register(mux, api.Deps{Log: log, Tenant: a.Tenant, Customers: a.Customers, Staff: a.Staff, Tags: a.Tags, TagRules: a.TagRules, Events: a.Events, Commerce: a.Commerce, Imports: a.Imports, Audiences: a.Audiences, Analytics: a.Analytics, WeCom: a.WeCom,
+		Messages: a.Messages, Acquire: a.Acquire, Community: a.Community, Moments: a.Moments, Handover: a.Handover, Version: o.Version})
 	// WeCom connector: the callback endpoint (the signature is the auth).
 	mux.Handle("GET "+wecom.CallbackPath, a.WeCom.Handler())
 	mux.Handle("POST "+wecom.CallbackPath, a.WeCom.Handler())
@@ -159,6 +173,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, o Options) (*App, er
 		Audiences: a.Audiences,
 		Analytics: a.Analytics,
 		WeCom:     a.WeCom,
+		Messages:  a.Messages,
+		Acquire:   a.Acquire,
+		Community: a.Community,
+		Moments:   a.Moments,
+		Handover:  a.Handover,
 	})
 	if err != nil {
 		d.Close()
@@ -255,6 +274,7 @@ func (a *App) startWorkers(ctx context.Context) {
 	// on request, and customers whose orders or activity changed every minute.
 	a.workers.Add(1)
 	go func() { defer a.workers.Done(); a.Analytics.Run(ctx, time.Minute) }()
+	a.startOperations(ctx) // ops.go
 	a.every(ctx, "purge-sessions", time.Hour, func(ctx context.Context) error {
 		n, err := a.Tenant.PurgeExpiredSessions(ctx)
 		if n > 0 {

@@ -15,13 +15,18 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/siyu-dev/siyu/internal/acquire"
 	"github.com/siyu-dev/siyu/internal/analytics"
 	"github.com/siyu-dev/siyu/internal/audience"
 	"github.com/siyu-dev/siyu/internal/commerce"
+	"github.com/siyu-dev/siyu/internal/community"
 	"github.com/siyu-dev/siyu/internal/connector/wecom"
 	"github.com/siyu-dev/siyu/internal/customer"
 	"github.com/siyu-dev/siyu/internal/event"
+	"github.com/siyu-dev/siyu/internal/handover"
 	"github.com/siyu-dev/siyu/internal/importer"
+	"github.com/siyu-dev/siyu/internal/message"
+	"github.com/siyu-dev/siyu/internal/moment"
 	"github.com/siyu-dev/siyu/internal/staff"
 	"github.com/siyu-dev/siyu/internal/tag"
 	"github.com/siyu-dev/siyu/internal/tenant"
@@ -47,6 +52,12 @@ type Deps struct {
 	Audiences *audience.Service
 	Analytics *analytics.Service
 	WeCom     *wecom.Service // the WeCom connector (wecom.go)
+	// Operations; each nil leaves its pages out.
+	Messages  *message.Service
+	Acquire   *acquire.Service
+	Community *community.Service
+	Moments   *moment.Service
+	Handover  *handover.Service
 }
 
 // Console serves the web console.
@@ -133,9 +144,14 @@ func (c *Console) routes() []route {
 
 	// Domain pages (customers, tags, audiences, …) go here, above Settings.
 	rs = append(rs, c.customerRoutes()...)
-	rs = append(rs, c.tagRoutes()...)      // tags.go: tags, groups, auto-tag rules
-	rs = append(rs, c.audienceRoutes()...) // audiences.go: builder, saved audiences, score charts
-	rs = append(rs, c.wecomRoutes()...)    // wecom.go: WeCom connector
+	rs = append(rs, c.tagRoutes()...)       // tags.go: tags, groups, auto-tag rules
+	rs = append(rs, c.audienceRoutes()...)  // audiences.go: builder, saved audiences, score charts
+	rs = append(rs, c.acquireRoutes()...)   // acquire.go: channel codes, store codes
+	rs = append(rs, c.communityRoutes()...) // community.go: customer groups, group codes
+	rs = append(rs, c.messageRoutes()...)   // messages.go: mass messages, composer, results
+	rs = append(rs, c.momentRoutes()...)    // moments.go: moments tasks
+	rs = append(rs, c.handoverRoutes()...)  // handover.go: staff handover
+	rs = append(rs, c.wecomRoutes()...)     // wecom.go: WeCom connector
 	rs = append(rs, c.dataRoutes()...)
 
 	return append(rs, []route{

@@ -78,6 +78,17 @@ const (
 	PermConnectorsManage Permission = "connectors.manage" // connect WeCom and other channels, change their secrets, test and sync
 )
 
+// Operations permissions: acquisition, groups, reaching customers, handover.
+const (
+	PermAcquireRead     Permission = "acquire.read"     // see channel codes and their statistics
+	PermAcquireManage   Permission = "acquire.manage"   // create and change channel codes and store codes
+	PermCommunityRead   Permission = "community.read"   // see customer groups, members and statistics
+	PermCommunityManage Permission = "community.manage" // group codes, group tags, group welcome templates
+	PermMessagesRead    Permission = "messages.read"    // see mass messages, moments and their results
+	PermMessagesSend    Permission = "messages.send"    // compose, schedule, cancel and remind mass messages and moments
+	PermHandover        Permission = "staff.handover"   // move customers and groups between staff (on-job and resigned)
+)
+
 // Can reports whether role r holds permission p.
 func (r Role) Can(p Permission) bool {
 	switch r {
@@ -86,17 +97,21 @@ func (r Role) Can(p Permission) bool {
 	case RoleOperator:
 		switch p {
 		case PermWorkspaceRead, PermCustomersRead, PermCustomersWrite, PermStaffRead,
-			PermTagsRead, PermTagsWrite, PermTagsManage:
+			PermTagsRead, PermTagsWrite, PermTagsManage,
+			PermAcquireRead, PermAcquireManage, PermCommunityRead, PermCommunityManage,
+			PermMessagesRead, PermMessagesSend, PermHandover:
 			return true
 		}
 	case RoleStaff:
 		switch p {
-		case PermWorkspaceRead, PermCustomersRead, PermStaffRead, PermTagsRead, PermTagsWrite:
+		case PermWorkspaceRead, PermCustomersRead, PermStaffRead, PermTagsRead, PermTagsWrite,
+			PermAcquireRead, PermCommunityRead, PermMessagesRead:
 			return true
 		}
 	case RoleAnalyst:
 		switch p {
-		case PermWorkspaceRead, PermCustomersRead, PermStaffRead, PermAuditRead, PermTagsRead:
+		case PermWorkspaceRead, PermCustomersRead, PermStaffRead, PermAuditRead, PermTagsRead,
+			PermAcquireRead, PermCommunityRead, PermMessagesRead:
 			return true
 		}
 	}

@@ -378,6 +378,9 @@ func (s *Service) ProcessDue(ctx context.Context) (int, error) {
 			continue
 		}
 		out, perr := s.process(ctx, j)
+		if perr == nil && !out.ignored {
+			perr = s.notify(ctx, j, out)
+		}
 		if perr != nil && ctx.Err() != nil {
 			s.release(jobs[i:])
 			return i, ctx.Err()

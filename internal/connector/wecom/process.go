@@ -23,6 +23,8 @@ import (
 type outcome struct {
 	note    string
 	ignored bool
+	// customerID is the customer the event was about, when it was about one.
+	customerID int64
 }
 
 func (s *Service) process(ctx context.Context, j job) (outcome, error) {
@@ -168,7 +170,7 @@ func (s *Service) onContactAdded(ctx context.Context, j job, ev Event) (outcome,
 	if !fetched {
 		note += "; WeCom no longer has this contact, details not read"
 	}
-	return outcome{note: note}, nil
+	return outcome{note: note, customerID: cid}, nil
 }
 
 // onContactDeleted handles del_external_contact (the staff member deleted the
@@ -218,7 +220,7 @@ func (s *Service) onContactDeleted(ctx context.Context, j job, ev Event) (outcom
 	if !res.StatusChanged {
 		note += " (a newer change was applied already)"
 	}
-	return outcome{note: note}, nil
+	return outcome{note: note, customerID: cid}, nil
 }
 
 // onTransferFail records on the taking-over staff member's relation that a
@@ -253,7 +255,7 @@ func (s *Service) onTransferFail(ctx context.Context, j job, ev Event) (outcome,
 	if err != nil {
 		return outcome{}, err
 	}
-	return outcome{note: fmt.Sprintf("customer %d; handover to %s failed: %s", cid, ev.UserID, reason)}, nil
+	return outcome{note: fmt.Sprintf("customer %d; handover to %s failed: %s", cid, ev.UserID, reason), customerID: cid}, nil
 }
 
 // errResync says a member change cannot be applied on its own: the stored

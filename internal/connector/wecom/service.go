@@ -78,6 +78,8 @@ type Service struct {
 	clients map[int64]cachedClient
 
 	sync syncRuntime // sync.go: the sync worker's wake-ups and tag feed
+
+	observers []namedObserver // observe.go: run after each processed event
 }
 
 type cachedClient struct {

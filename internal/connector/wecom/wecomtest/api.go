@@ -12,8 +12,9 @@ import (
 	"github.com/siyu-dev/siyu/internal/connector/wecom"
 )
 
-// handlers are the APIs the simulator speaks, by path after /cgi-bin/.
-var handlers = map[string]handler{
+// coreHandlers are the contact, directory, tag and group APIs (handlers.go
+// merges them with the other areas').
+var coreHandlers = map[string]handler{
 	"gettoken":                             {fn: func(s *Server, q *request) (map[string]any, *apiError) { return s.gettoken(q) }},
 	"department/list":                      {fn: (*Server).departmentList},
 	"user/list":                            {fn: (*Server).userList},
