@@ -137,6 +137,10 @@ func (s *Service) build(ctx context.Context, tenantID int64, from followState) (
 	if s.src.Tags != nil && (ck == nil || !ckTags) {
 		add("tags", func(ctx context.Context, p *Index) error { return s.loadTags(ctx, tenantID, p, ords) })
 	}
+	if s.src.Groups != nil {
+		// Not in checkpoints: group members are few next to customers.
+		add("groups", func(ctx context.Context, p *Index) error { return s.loadGroups(ctx, tenantID, p, ords) })
+	}
 	if s.src.Events != nil && (ck == nil || !ckEvents) {
 		add("events", func(ctx context.Context, p *Index) error { return s.loadEvents(ctx, tenantID, p, ords, loc, since) })
 	}
@@ -644,6 +648,13 @@ func (x *Index) part() *Index {
 // (a custom trait named like a standard one), the part's values win, as the
 // part's source was applied after profiles.
 func (x *Index) mergePart(p *Index) {
+	for k, b := range p.groups {
+		if have := x.groups[k]; have != nil {
+			have.Or(b)
+		} else {
+			x.groups[k] = b
+		}
+	}
 	for k, b := range p.tags {
 		if have := x.tags[k]; have != nil {
 			have.Or(b)
@@ -727,6 +738,23 @@ func (s *Service) loadTags(ctx context.Context, tenantID int64, p *Index, ords i
 	})
 	flush()
 	return err
+}
+
+// loadGroups reads which customers are in which groups now, by group.
+func (s *Service) loadGroups(ctx context.Context, tenantID int64, p *Index, ords idMap) error {
+	return s.src.Groups.EachGroupMember(ctx, tenantID, func(chatID string, customerID int64) error {
+		o, ok := ords.get(customerID)
+		if !ok {
+			return nil
+		}
+		b := p.groups[chatID]
+		if b == nil {
+			b = roaring.New()
+			p.groups[chatID] = b
+		}
+		b.Add(o)
+		return nil
+	})
 }
 
 // loadEvents reads which customers performed which events on which days.

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/siyu-dev/siyu/internal/errs"
@@ -53,6 +54,8 @@ type Condition struct {
 	SourceCode string     `json:"source_code,omitempty" doc:"The channel code (渠道活码) that brought the customer."`
 	Staff      int64      `json:"staff,omitempty" doc:"Served by this staff member."`
 	Group      string     `json:"group,omitempty" doc:"Member of this customer group (WeCom chat id)."`
+	GroupsAny  []string   `json:"groups_any,omitempty" doc:"Member of at least one of these customer groups (WeCom chat ids)."`
+	GroupTag   string     `json:"group_tag,omitempty" doc:"Member of a customer group carrying this group tag (by name)."`
 	Audience   int64      `json:"audience,omitempty" doc:"Member of this saved audience."`
 }
 
@@ -101,7 +104,7 @@ func (c *Condition) Kind() string {
 		return "source"
 	case c.Staff != 0:
 		return "staff"
-	case c.Group != "":
+	case c.Group != "" || c.GroupsAny != nil || c.GroupTag != "":
 		return "group"
 	case c.Audience != 0:
 		return "audience"
@@ -111,8 +114,9 @@ func (c *Condition) Kind() string {
 
 // Limits on a tree, so a request cannot make the engine do unbounded work.
 const (
-	MaxDepth = 12
-	MaxNodes = 200
+	MaxDepth  = 12
+	MaxNodes  = 200
+	MaxGroups = 200 // chat ids in one groups_any
 )
 
 // Parse decodes a condition tree strictly (unknown fields are errors) and
@@ -166,7 +170,7 @@ func (c *Condition) validate(path string, depth int, n *int) error {
 	kinds := 0
 	for _, set := range []bool{c.And != nil, c.Or != nil, c.Not != nil,
 		c.Tag != "" || c.TagsAny != nil || c.TagsAll != nil || c.TagsNone != nil,
-		c.Attr != "", c.Event != "", c.Order != nil, c.Source != "" || c.SourceCode != "", c.Staff != 0, c.Group != "", c.Audience != 0} {
+		c.Attr != "", c.Event != "", c.Order != nil, c.Source != "" || c.SourceCode != "", c.Staff != 0, c.Group != "" || c.GroupsAny != nil || c.GroupTag != "", c.Audience != 0} {
 		if set {
 			kinds++
 		}
@@ -211,6 +215,24 @@ func (c *Condition) validate(path string, depth int, n *int) error {
 		}
 	case "attr":
 		return validateCompare(path, c.Op, c.Value, true)
+	case "group":
+		set := 0
+		for _, b := range []bool{c.Group != "", c.GroupsAny != nil, c.GroupTag != ""} {
+			if b {
+				set++
+			}
+		}
+		switch {
+		case set > 1:
+			return bad(path, "use one of group, groups_any, group_tag per node")
+		case c.GroupsAny != nil && len(c.GroupsAny) == 0:
+			return bad(join(path, "groups_any"), "the group list is empty")
+		case len(c.GroupsAny) > MaxGroups:
+			return bad(join(path, "groups_any"), "at most %d groups", MaxGroups)
+		}
+		if slices.Contains(c.GroupsAny, "") {
+			return bad(join(path, "groups_any"), "a group's chat id is empty")
+		}
 	case "event":
 		for i, w := range c.Where {
 			p := join(path, fmt.Sprintf("where[%d]", i))

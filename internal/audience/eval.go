@@ -37,6 +37,9 @@ type Env struct {
 	// Audience returns the members of a saved audience as ordinals of this
 	// index. The result is only read.
 	Audience func(ctx context.Context, id int64) (*roaring.Bitmap, error)
+	// GroupsTagged returns the live customer groups (chat ids) carrying a
+	// group tag, by its name; nil when groups are not available.
+	GroupsTagged func(ctx context.Context, name string) ([]string, error)
 	// Scan answers predicates that need the event or order log (counts above
 	// one, property filters, windowed order metrics); it returns customer ids.
 	Scan Scanner
@@ -136,6 +139,19 @@ func (x *Index) prefetch(ctx context.Context, c *Condition, env Env, out map[*Co
 	}
 	if c.Not != nil {
 		return x.prefetch(ctx, c.Not, env, out)
+	}
+	if c.Kind() == "group" && c.GroupTag != "" {
+		if env.GroupsTagged == nil {
+			return errs.E(errs.Invalid, "groups_unavailable", "customer groups cannot be used here")
+		}
+		chats, err := env.GroupsTagged(ctx, c.GroupTag)
+		if err != nil {
+			return err
+		}
+		x.mu.RLock()
+		out[c] = x.evalGroups(&Condition{GroupsAny: chats}, x.live)
+		x.mu.RUnlock()
+		return nil
 	}
 	if c.Kind() == "audience" {
 		if env.Audience == nil {
@@ -323,7 +339,10 @@ func (x *Index) eval(ctx context.Context, c *Condition, env Env, pre map[*Condit
 	case "staff":
 		return x.evalAttr("staff", "=", strconv.FormatInt(c.Staff, 10), env, path, within)
 	case "group":
-		return x.evalAttr("group", "=", c.Group, env, path, within)
+		if b, ok := pre[c]; ok {
+			return roaring.And(b, within), nil
+		}
+		return x.evalGroups(c, within), nil
 	case "audience":
 		return roaring.And(pre[c], within), nil
 	}
@@ -392,6 +411,27 @@ func (x *Index) evalTags(ctx context.Context, c *Condition, env Env, path string
 	out := roaring.FastOr(sets...)
 	out.And(within)
 	return out, nil
+}
+
+// evalGroups returns the candidates who are in the group, or in any of the
+// groups; a group nobody (known) is in matches nobody.
+func (x *Index) evalGroups(c *Condition, within *roaring.Bitmap) *roaring.Bitmap {
+	chats := c.GroupsAny
+	if c.Group != "" {
+		chats = []string{c.Group}
+	}
+	var parts []*roaring.Bitmap
+	for _, id := range chats {
+		if b := x.groups[id]; b != nil {
+			parts = append(parts, b)
+		}
+	}
+	if len(parts) == 0 {
+		return roaring.New()
+	}
+	out := roaring.FastOr(parts...)
+	out.And(within)
+	return out
 }
 
 func (x *Index) evalEventDays(c *Condition, env Env, within *roaring.Bitmap) *roaring.Bitmap {

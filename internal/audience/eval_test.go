@@ -21,7 +21,13 @@ func testEnv(x *Index, r refEval, tagIDs map[string]int64, scan Scanner) Env {
 			return 0, errs.NotFoundf("tag", "no tag %q", ref)
 		},
 		AttrKind: func(name string) (string, bool) { k, ok := r.kinds[name]; return k, ok },
-		Scan:     scan,
+		GroupsTagged: func(_ context.Context, name string) ([]string, error) {
+			if chats, ok := refGroupTags[name]; ok {
+				return chats, nil
+			}
+			return nil, errs.NotFoundf("group_tag", "no group tag %q", name)
+		},
+		Scan: scan,
 	}
 }
 

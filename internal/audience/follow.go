@@ -34,6 +34,7 @@ type ChangeFeeds struct {
 	Scores interface {
 		ScoresChangedSince(ctx context.Context, tenantID int64, since time.Time) ([]int64, error)
 	}
+	Groups GroupFeed
 	Events interface {
 		EventsProcessedSince(ctx context.Context, tenantID int64, since time.Time, fn func(customerID int64, name string, at time.Time) error) error
 	}
@@ -106,6 +107,22 @@ func (s *Service) follow(ctx context.Context, tenantID int64, t *tenantIndex) er
 			}
 			for _, id := range ids {
 				t.x.SetAllTags(id, tags[id])
+			}
+			t.markChanged()
+		}
+	}
+	if f.Groups != nil {
+		ids, err := f.Groups.GroupsChangedSince(ctx, tenantID, from)
+		if err != nil {
+			return fmt.Errorf("audience: follow groups: %w", err)
+		}
+		if len(ids) > 0 {
+			groups, err := f.Groups.GroupsOf(ctx, tenantID, ids)
+			if err != nil {
+				return fmt.Errorf("audience: follow groups: %w", err)
+			}
+			for _, id := range ids {
+				t.x.SetAllGroups(id, groups[id])
 			}
 			t.markChanged()
 		}

@@ -29,6 +29,8 @@ type Index struct {
 	cats   map[string]map[string]*roaring.Bitmap
 	nums   map[string]*numColumn
 	events map[string]map[int32]*roaring.Bitmap
+	// groups: customer group (WeCom chat id) → customers in it now
+	groups map[string]*roaring.Bitmap
 	// catOf remembers each customer's categorical values, so an update knows
 	// which bitmap to leave: a dictionary code per ordinal (0: unset), 4 bytes
 	// a customer instead of a string header's 16.
@@ -43,6 +45,7 @@ func NewIndex() *Index {
 		cats:   map[string]map[string]*roaring.Bitmap{},
 		nums:   map[string]*numColumn{},
 		events: map[string]map[int32]*roaring.Bitmap{},
+		groups: map[string]*roaring.Bitmap{},
 		catOf:  map[string]*catColumn{},
 	}
 }
@@ -103,6 +106,9 @@ func (x *Index) shiftFrom(o uint32) {
 		for d, b := range days {
 			days[d] = shift(b)
 		}
+	}
+	for k, b := range x.groups {
+		x.groups[k] = shift(b)
 	}
 	for _, c := range x.nums {
 		c.shiftFrom(o, shift)
@@ -271,6 +277,34 @@ func (x *Index) SetAllTags(id int64, tags []int64) {
 	}
 }
 
+// SetAllGroups replaces the customer groups (WeCom chat ids) a customer is
+// in with exactly the given ones.
+func (x *Index) SetAllGroups(id int64, chats []string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	o := x.ordinal(id)
+	want := map[string]bool{}
+	for _, c := range chats {
+		want[c] = true
+	}
+	for c, b := range x.groups {
+		if !want[c] {
+			b.Remove(o)
+			if b.IsEmpty() {
+				delete(x.groups, c)
+			}
+		}
+	}
+	for c := range want {
+		b := x.groups[c]
+		if b == nil {
+			b = roaring.New()
+			x.groups[c] = b
+		}
+		b.Add(o)
+	}
+}
+
 // AddEvent records that a customer performed an event on a day (days since
 // the Unix epoch in the workspace's time zone).
 func (x *Index) AddEvent(id int64, name string, day int32) {
@@ -316,6 +350,12 @@ func (x *Index) Merge(from, to int64) {
 				b.Remove(of)
 				b.Add(ot)
 			}
+		}
+	}
+	for _, b := range x.groups {
+		if b.Contains(of) {
+			b.Remove(of)
+			b.Add(ot)
 		}
 	}
 }
@@ -375,6 +415,9 @@ func (x *Index) MemoryBytes() uint64 {
 		for _, b := range days {
 			n += b.GetSizeInBytes()
 		}
+	}
+	for c, b := range x.groups {
+		n += b.GetSizeInBytes() + uint64(len(c))
 	}
 	for _, c := range x.nums {
 		n += c.memoryBytes()

@@ -20,6 +20,7 @@ type refProfile struct {
 	Cats   map[string]string
 	Nums   map[string]int64
 	Tags   map[string]bool // tag refs
+	Groups map[string]bool // customer groups (chat ids) the customer is in
 	Events []refEvent
 }
 
@@ -94,6 +95,14 @@ func (r refEval) match(p refProfile, c Condition) bool {
 			return n >= 1
 		}
 		return cmpInt(n, c.Count.Op, c.Count.Value)
+	case "group":
+		switch {
+		case c.Group != "":
+			return p.Groups[c.Group]
+		case c.GroupTag != "":
+			return slices.ContainsFunc(refGroupTags[c.GroupTag], func(g string) bool { return p.Groups[g] })
+		}
+		return slices.ContainsFunc(c.GroupsAny, func(g string) bool { return p.Groups[g] })
 	}
 	panic("reference: unsupported kind " + c.Kind())
 }
@@ -248,6 +257,9 @@ var (
 	refSources = []string{"store", "miniapp", "douyin_live", "tmall_parcel"}
 	refTags    = []string{"价值/高价值", "价值/潜力", "偏好/乌龙", "偏好/抹茶", "偏好/果茶", "属性/学生", "属性/白领"}
 	refEvents  = []string{"view_product", "add_to_cart", "order_completed"}
+	refGroups  = []string{"wrTeaLovers", "wrStoreSH01", "wrNewProducts"}
+	// refGroupTags are group tags and the groups carrying them.
+	refGroupTags = map[string][]string{"门店群": {"wrStoreSH01"}, "兴趣群": {"wrTeaLovers", "wrNewProducts"}, "空标签": nil}
 )
 
 func refKinds() map[string]string {
@@ -289,6 +301,12 @@ func randomProfiles(r *rand.Rand, n int, now time.Time) []refProfile {
 		for _, t := range refTags {
 			if r.IntN(4) == 0 {
 				p.Tags[t] = true
+			}
+		}
+		p.Groups = map[string]bool{}
+		for _, g := range refGroups {
+			if r.IntN(5) == 0 {
+				p.Groups[g] = true
 			}
 		}
 		for range r.IntN(8) {
@@ -402,7 +420,18 @@ func randomCondition(r *rand.Rand, depth int) Condition {
 		}
 		return Condition{SourceCode: fmt.Sprintf("store-SH-%02d", r.IntN(4))}
 	default:
-		return Condition{Tag: pick(refTags)}
+		if r.IntN(2) == 0 {
+			return Condition{Tag: pick(refTags)}
+		}
+		// Groups, including one nobody is in.
+		all := append(slices.Clone(refGroups), "wrNobody")
+		switch r.IntN(3) {
+		case 0:
+			return Condition{Group: pick(all)}
+		case 1:
+			return Condition{GroupTag: pick([]string{"门店群", "兴趣群", "空标签"})}
+		}
+		return Condition{GroupsAny: []string{pick(all), pick(all)}}
 	}
 }
 
@@ -453,6 +482,11 @@ func loadIndex(profiles []refProfile, kinds map[string]string, env Env) (*Index,
 			tags = append(tags, tagIDs[t])
 		}
 		x.SetTags(p.ID, tags, nil)
+		var groups []string
+		for g := range p.Groups {
+			groups = append(groups, g)
+		}
+		x.SetAllGroups(p.ID, groups)
 		for _, e := range p.Events {
 			x.AddEvent(p.ID, e.Name, env.day(e.At))
 		}

@@ -22,6 +22,7 @@ type Sources struct {
 	Tags     TagSource   // optional until tags exist
 	Events   EventSource // optional until ingest exists
 	Scores   ScoreSource // optional until analytics exists
+	Groups   GroupSource // customer groups; optional (UseGroups sets it)
 	// Scan answers the predicates no bitmap holds; per workspace.
 	Scan func(tenantID int64) Scanner
 	// Location returns a workspace's time zone.
@@ -71,6 +72,32 @@ type ScoreRow struct {
 type ScoreSource interface {
 	EachScore(ctx context.Context, tenantID int64, fn func(ScoreRow) error) error
 	ScoresFor(ctx context.Context, tenantID int64, ids []int64, fn func(ScoreRow) error) error
+}
+
+// GroupSource streams which customers are in which customer groups now
+// (community.Service).
+type GroupSource interface {
+	EachGroupMember(ctx context.Context, tenantID int64, fn func(chatID string, customerID int64) error) error
+}
+
+// GroupTagSource resolves group tags to the groups carrying them
+// (community.Service); a GroupSource that is one enables "group_tag".
+type GroupTagSource interface {
+	ChatsTaggedName(ctx context.Context, tenantID int64, name string) ([]string, error)
+}
+
+// GroupFeed says whose group membership changed (community.Service).
+type GroupFeed interface {
+	GroupsChangedSince(ctx context.Context, tenantID int64, since time.Time) ([]int64, error)
+	GroupsOf(ctx context.Context, tenantID int64, ids []int64) (map[int64][]string, error)
+}
+
+// UseGroups makes customer group membership part of the index (the "group"
+// and "groups_any" conditions), read from src and followed through feed.
+// Call it while the program is built, before any index is.
+func (s *Service) UseGroups(src GroupSource, feed GroupFeed) {
+	s.src.Groups = src
+	s.feeds.Groups = feed
 }
 
 // EventSource streams which customers performed which events when.
@@ -317,6 +344,11 @@ func (s *Service) env(ctx context.Context, tenantID int64, t *tenantIndex) (Env,
 	}
 	if s.src.Scan != nil {
 		e.Scan = s.src.Scan(tenantID)
+	}
+	if gt, ok := s.src.Groups.(GroupTagSource); ok {
+		e.GroupsTagged = func(ctx context.Context, name string) ([]string, error) {
+			return gt.ChatsTaggedName(ctx, tenantID, name)
+		}
 	}
 	return e, nil
 }

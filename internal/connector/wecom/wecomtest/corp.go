@@ -154,7 +154,6 @@ type Corp struct {
 	// area initialises its maps lazily, under c.mu.
 	//lint:ignore U1000 the area fills it in
 	msgs msgState // api_message.go: mass messages (群发)
-	//lint:ignore U1000 the area fills it in
 	joinWays joinWayState // api_group.go: group codes, group welcome templates, statistics
 	//lint:ignore U1000 the area fills it in
 	transfers transferState // api_transfer.go: on-job and resigned handover
