@@ -430,7 +430,10 @@ func (s *Service) ApplyWeComMember(ctx context.Context, tx *sql.Tx, tenantID int
 		return 0, fmt.Errorf("staff: unable to look up WeCom user %q: %w", m.UserID, err)
 	}
 	at := db.Millis(m.At)
-	if at < changed {
+	// WeCom's event times are whole seconds, a sync's reads are not: a
+	// change in the same second as a read happened after it (the read would
+	// have shown it otherwise), so seconds decide.
+	if at/1000 < changed/1000 {
 		return id, nil
 	}
 	name := strings.TrimSpace(m.Name)

@@ -46,6 +46,11 @@ func (s *Server) WeComSyncDone(t testing.TB, w Workspace) wecom.SyncReport {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
+		// Queue the sync connecting asks for, in case the app's worker has
+		// not looked yet.
+		if _, err := s.App.WeCom.ScheduleSyncs(context.Background()); err != nil {
+			t.Fatalf("apptest: schedule syncs: %v", err)
+		}
 		if _, err := s.App.WeCom.SyncDue(context.Background()); err != nil {
 			t.Fatalf("apptest: sync: %v", err)
 		}
