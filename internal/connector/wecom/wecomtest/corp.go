@@ -156,8 +156,7 @@ type Corp struct {
 	msgs      msgState      // api_message.go: mass messages (群发)
 	joinWays  joinWayState  // api_group.go: group codes, group welcome templates, statistics
 	transfers transferState // api_transfer.go: on-job and resigned handover
-	//lint:ignore U1000 the area fills it in
-	moments momentState // api_moment.go: moments (朋友圈) tasks
+	moments   momentState   // api_moment.go: moments (朋友圈) tasks
 }
 
 type staffRec struct {
