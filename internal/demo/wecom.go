@@ -42,6 +42,9 @@ type WeComOptions struct {
 	Groups   int           // customer groups (default 12)
 	Trickle  time.Duration // mean pause between live events (default 4 s; negative: no live events)
 	Seed     int64         // the corp's seed (default the demo's)
+	// LeaveAfter is when, after the corp is live, a guide leaves and is
+	// inherited (default 2 minutes; negative: never).
+	LeaveAfter time.Duration
 }
 
 func (o *WeComOptions) defaults() {
@@ -60,6 +63,9 @@ func (o *WeComOptions) defaults() {
 	}
 	if o.Seed == 0 {
 		o.Seed = 2026
+	}
+	if o.LeaveAfter == 0 {
+		o.LeaveAfter = 2 * time.Minute
 	}
 }
 
@@ -93,7 +99,8 @@ type LiveCorp struct {
 	pending   []int64           // mini-program members who may add staff later
 	rng       *rand.Rand
 	added     int
-	runTag    string // makes the IDs of live contacts unique to this run
+	runTag    string   // makes the IDs of live contacts unique to this run
+	ops       opsState // ops.go: codes, the group code, the pending handover
 }
 
 // StartWeCom starts the demo brand's simulated WeCom corp, its API listening
@@ -193,6 +200,10 @@ func (c *LiveCorp) Run(ctx context.Context, progress io.Writer) error {
 	}
 	fmt.Fprintf(progress, "demo: WeCom synced in %s: %d customer relations, %d groups, %d corp tags; the corp lives on (callbacks every few seconds)\n",
 		time.Since(start).Round(time.Second), run.Counts.Contacts, run.Counts.Groups, run.Counts.CorpTags)
+	// Operations (ops.go) are a show, not the corp: a failure is logged.
+	if err := c.operate(ctx, progress); err != nil && ctx.Err() == nil {
+		c.log.Warn("demo: operations not set up", "err", err)
+	}
 	close(c.ready)
 	if c.o.Trickle < 0 {
 		<-ctx.Done()
@@ -682,6 +693,11 @@ func (c *LiveCorp) event(ctx context.Context) error {
 		}
 		return gs[r.IntN(len(gs))], nil
 	}
+	if r.IntN(8) == 0 {
+		if err := c.opsEvent(ctx); !errors.Is(err, errNothing) {
+			return err
+		}
+	}
 	switch k := r.IntN(100); {
 	case k < 30: // a new customer scans a store's code, or a member meets the brand on WeCom
 		c.added++
@@ -706,6 +722,12 @@ func (c *LiveCorp) event(ctx context.Context) error {
 		state := c.storeCode[member]
 		if r.IntN(3) == 0 {
 			state = "douyin-live"
+		}
+		if way := c.ops.ways[member]; way != "" && state == c.storeCode[member] {
+			// Through the store's channel code: Siyu tags, notes and welcomes.
+			if _, err := sim.AddContactByWay(ctx, way, ct); err == nil {
+				return nil
+			}
 		}
 		_, err := sim.AddContact(ctx, member, ct, state)
 		return err

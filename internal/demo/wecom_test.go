@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siyu-dev/siyu/internal/acquire"
 	"github.com/siyu-dev/siyu/internal/app/apptest"
 	"github.com/siyu-dev/siyu/internal/connector/wecom"
 	"github.com/siyu-dev/siyu/internal/customer"
@@ -170,5 +171,25 @@ func TestDemoWeComCorp(t *testing.T) {
 			t.Fatalf("after a minute of live events: %d processed callbacks, %d of %d live contacts are customers", len(in.Items), found, len(live))
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+
+	// The operations are set up: a channel code per store, known to WeCom,
+	// and a group code over the first group.
+	codes, err := s.App.Acquire.Codes(ctx, ws.ID, acquire.Filter{}, page.Request{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stores := 0
+	for _, c := range codes.Items {
+		if c.StoreID != 0 && c.ConfigID != "" {
+			stores++
+		}
+	}
+	if stores != 2 {
+		t.Fatalf("%d store codes, want one per store: %+v", stores, codes.Items)
+	}
+	gcs, err := s.App.Community.GroupCodes(ctx, ws.ID, page.Request{})
+	if err != nil || len(gcs.Items) != 1 || gcs.Items[0].ConfigID == "" {
+		t.Fatalf("group codes %+v %v", gcs.Items, err)
 	}
 }

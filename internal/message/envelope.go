@@ -7,8 +7,6 @@
 package message
 
 import (
-	"context"
-	"database/sql"
 	"errors"
 	"time"
 )
@@ -65,15 +63,6 @@ type Envelope struct {
 	SourceID string
 }
 
-// ErrNotImplemented is returned by the outbox until it is built.
+// ErrNotImplemented was returned by the outbox stub. Enqueue no longer
+// returns it; it stays for callers written against the stub.
 var ErrNotImplemented = errors.New("message: the outbox is not built yet")
-
-// Service is the outbox.
-type Service struct{}
-
-// Enqueue stores an envelope in tx (created false when its Key was already
-// enqueued: the existing envelope's id is returned) and wakes the dispatcher
-// after tx commits.
-func (s *Service) Enqueue(ctx context.Context, tx *sql.Tx, e Envelope) (id int64, created bool, err error) {
-	return 0, false, ErrNotImplemented
-}

@@ -152,7 +152,6 @@ type Corp struct {
 
 	// State of the operations APIs, one per area (api_<area>.go); each
 	// area initialises its maps lazily, under c.mu.
-	//lint:ignore U1000 the area fills it in
 	msgs      msgState      // api_message.go: mass messages (群发)
 	joinWays  joinWayState  // api_group.go: group codes, group welcome templates, statistics
 	transfers transferState // api_transfer.go: on-job and resigned handover

@@ -2,7 +2,7 @@ package wecomtest
 
 // handlers are the APIs the simulator speaks, by path after /cgi-bin/: the
 // core (api.go) and one map per operations area (api_<area>.go).
-var handlers = mergeHandlers(coreHandlers, messageHandlers, groupHandlers, transferHandlers, momentHandlers)
+var handlers = mergeHandlers(coreHandlers, acquireHandlers, messageHandlers, groupHandlers, transferHandlers, momentHandlers)
 
 func mergeHandlers(ms ...map[string]handler) map[string]handler {
 	all := map[string]handler{}
