@@ -64,6 +64,9 @@ func TestAudiencesInBrowser(t *testing.T) {
 				waitText(`#aud-count-value`, "2"),
 				chromedp.WaitVisible(css(`#preview-table`)),
 				chromedp.WaitVisible(css(`#breakdown [data-chart-ready] canvas`)),
+				// The preview is its own request: it may land after the count.
+				chromedp.Poll[chromedp.Void](`(() => { const el = document.querySelector('#preview-table tbody'); return el && !el.textContent.includes('张敏'); })()`,
+					chromedp.WithPollingTimeout(10*time.Second)),
 			)
 			if n := b.count(`#aud-tree .aud-row.has-error`); n != 0 {
 				t.Fatalf("%d rows still show an error", n)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -372,6 +373,36 @@ func sqlQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
+// envelopeKey is the idempotency key of a campaign's envelope to a
+// customer (or, for a group campaign, to a group).
+func envelopeKey(campaignID int64, rc planRecipient) string {
+	if rc.customerID != 0 {
+		return "c" + strconv.FormatInt(campaignID, 10) + ":" + strconv.FormatInt(rc.customerID, 10)
+	}
+	return "c" + strconv.FormatInt(campaignID, 10) + ":" + rc.recipient
+}
+
+// keyOrder returns the plan's envelope keys and the order to write its
+// recipients in: by key when byKey, else as planned (by batch). On SQLite
+// envelopes go in by key so that every index of message_envelopes but the
+// campaign's (batch) one receives appends: the unique (tenant_id, idem_key)
+// index otherwise gets a million keys in random order, more than the page
+// cache holds (27 s → 15 s for a million). PostgreSQL's larger buffer pool
+// absorbs the random keys, and there batch order keeps a campaign's counts
+// a sequential read of the heap (no index-only scan before a vacuum).
+func keyOrder(campaignID int64, pl *plan, byKey bool) ([]string, []int32) {
+	keys := make([]string, len(pl.recips))
+	order := make([]int32, len(pl.recips))
+	for i, rc := range pl.recips {
+		keys[i] = envelopeKey(campaignID, rc)
+		order[i] = int32(i)
+	}
+	if byKey {
+		slices.SortFunc(order, func(a, b int32) int { return strings.Compare(keys[a], keys[b]) })
+	}
+	return keys, order
+}
+
 // store writes a plan: contents, batches, envelopes, and the campaign moved
 // to sending, in one transaction.
 func (s *Service) store(ctx context.Context, tenantID int64, c Campaign, pl *plan, now time.Time) error {
@@ -396,6 +427,22 @@ func (s *Service) store(ctx context.Context, tenantID int64, c Campaign, pl *pla
 		return fmt.Errorf("message: unable to get a connection: %w", err)
 	}
 	defer conn.Close()
+	if s.db.Dialect == db.SQLite {
+		// A larger page cache for this connection while it writes the plan:
+		// the campaign index receives envelopes at one point per batch (450
+		// for a million), more hot pages than the default 2 MB holds. It is
+		// a cache size, not a durability setting, and is put back after.
+		var prev int64
+		if err := conn.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&prev); err != nil {
+			return fmt.Errorf("message: unable to read the page cache size: %w", err)
+		}
+		if _, err := conn.ExecContext(ctx, `PRAGMA cache_size = -65536`); err != nil {
+			return fmt.Errorf("message: unable to set the page cache size: %w", err)
+		}
+		defer func() {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA cache_size = %d`, prev))
+		}()
+	}
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("message: unable to begin: %w", err)
@@ -452,8 +499,9 @@ func (s *Service) store(ctx context.Context, tenantID int64, c Campaign, pl *pla
 		if _, err := contentFor(""); err != nil { // skipped envelopes' content
 			return err
 		}
+		keys, order := keyOrder(c.ID, pl, s.db.Dialect == db.SQLite)
 		if s.db.Dialect == db.Postgres {
-			if err := copyEnvelopes(ctx, conn, tenantID, c.ID, pl, func(i int) (int64, int64) {
+			if err := copyEnvelopes(ctx, conn, tenantID, c.ID, pl, keys, order, func(i int) (int64, int64) {
 				if b := pl.recips[i].batch; b >= 0 {
 					return batches[b].id, batches[b].content
 				}
@@ -468,14 +516,17 @@ func (s *Service) store(ctx context.Context, tenantID int64, c Campaign, pl *pla
 			// binding doubled the CPU time of a prepared 250-row INSERT.
 			var sb strings.Builder
 			rows := 0
-			head := `INSERT INTO message_envelopes (tenant_id, channel, idem_key, customer_id, account, recipient, content_id, campaign_id, batch_id,
-			status, reason, due_at, cap_at, created_at, updated_at) VALUES `
-			fixed := fmt.Sprintf("%d, %s, ", tenantID, sqlQuote(pl.channel))
-			tail := fmt.Sprintf(", %d, %d, %d, %d)", ms, ms, ms, ms)
+			// The values every envelope shares are written once per
+			// statement: parsing is much of the cost per row.
+			head := fmt.Sprintf(`INSERT INTO message_envelopes (tenant_id, channel, campaign_id, due_at, cap_at, created_at, updated_at,
+			idem_key, customer_id, account, recipient, content_id, batch_id, status, reason)
+			SELECT %d, %s, %d, %d, %d, %d, %d, column1, column2, column3, column4, column5, column6, column7, column8 FROM (VALUES `,
+				tenantID, sqlQuote(pl.channel), c.ID, ms, ms, ms, ms)
 			flush := func() error {
 				if rows == 0 {
 					return nil
 				}
+				sb.WriteByte(')')
 				if _, err := tx.ExecContext(ctx, sb.String()); err != nil {
 					return fmt.Errorf("message: unable to store envelopes: %w", err)
 				}
@@ -487,7 +538,8 @@ func (s *Service) store(ctx context.Context, tenantID int64, c Campaign, pl *pla
 			if err != nil {
 				return err
 			}
-			for _, rc := range pl.recips {
+			for _, i := range order {
+				rc := pl.recips[i]
 				if rows == 0 {
 					sb.WriteString(head)
 				} else {
@@ -501,16 +553,9 @@ func (s *Service) store(ctx context.Context, tenantID int64, c Campaign, pl *pla
 					status, reason = "skipped", rc.skip
 				}
 				sb.WriteByte('(')
-				sb.WriteString(fixed)
-				if rc.customerID != 0 {
-					fmt.Fprintf(&sb, "'c%d:%d', ", c.ID, rc.customerID)
-				} else {
-					sb.WriteString(sqlQuote(fmt.Sprintf("c%d:%s", c.ID, rc.recipient)))
-					sb.WriteString(", ")
-				}
-				fmt.Fprintf(&sb, "%d, %s, %s, %d, %d, %d, '%s', '%s'", rc.customerID, sqlQuote(rc.account), sqlQuote(rc.recipient), cid, c.ID, bid,
+				sb.WriteString(sqlQuote(keys[i]))
+				fmt.Fprintf(&sb, ", %d, %s, %s, %d, %d, '%s', '%s')", rc.customerID, sqlQuote(rc.account), sqlQuote(rc.recipient), cid, bid,
 					status, reason)
-				sb.WriteString(tail)
 				rows++
 				if rows >= envelopeRows {
 					if err := flush(); err != nil {
@@ -550,7 +595,7 @@ func (s *Service) store(ctx context.Context, tenantID int64, c Campaign, pl *pla
 
 // copyEnvelopes writes a plan's envelopes with COPY, on the connection of
 // the open transaction (PostgreSQL).
-func copyEnvelopes(ctx context.Context, conn *sql.Conn, tenantID, campaignID int64, pl *plan, batchOf func(i int) (batch, content int64), ms int64) error {
+func copyEnvelopes(ctx context.Context, conn *sql.Conn, tenantID, campaignID int64, pl *plan, keys []string, order []int32, batchOf func(i int) (batch, content int64), ms int64) error {
 	cols := []string{"tenant_id", "channel", "idem_key", "customer_id", "account", "recipient", "content_id", "campaign_id", "batch_id",
 		"status", "reason", "due_at", "cap_at", "created_at", "updated_at"}
 	err := conn.Raw(func(dc any) error {
@@ -559,23 +604,21 @@ func copyEnvelopes(ctx context.Context, conn *sql.Conn, tenantID, campaignID int
 			return fmt.Errorf("message: not a PostgreSQL connection: %T", dc)
 		}
 		_, err := sc.Conn().CopyFrom(ctx, pgx.Identifier{"message_envelopes"}, cols, pgx.CopyFromFunc(func() func() ([]any, error) {
-			i := -1
+			n := -1
 			row := make([]any, len(cols))
 			return func() ([]any, error) {
-				i++
-				if i >= len(pl.recips) {
+				n++
+				if n >= len(order) {
 					return nil, nil
 				}
+				i := int(order[n])
 				rc := pl.recips[i]
 				bid, cid := batchOf(i)
 				status := "queued"
 				if rc.skip != "" {
 					status = "skipped"
 				}
-				key := fmt.Sprintf("c%d:%d", campaignID, rc.customerID)
-				if rc.customerID == 0 {
-					key = fmt.Sprintf("c%d:%s", campaignID, rc.recipient)
-				}
+				key := keys[i]
 				row[0], row[1], row[2], row[3], row[4], row[5] = tenantID, pl.channel, key, rc.customerID, rc.account, rc.recipient
 				row[6], row[7], row[8], row[9], row[10] = cid, campaignID, bid, status, rc.skip
 				row[11], row[12], row[13], row[14] = ms, ms, ms, ms

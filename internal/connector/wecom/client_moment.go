@@ -1,14 +1,8 @@
 package wecom
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"mime/multipart"
-	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -350,7 +344,7 @@ func (c *Client) UploadMomentMedia(ctx context.Context, mediaType, filename stri
 			MediaID string `json:"media_id"`
 		}
 		q := url.Values{"access_token": {tok}, "media_type": {mediaType}, "attachment_type": {momentAttachmentType}}
-		if err := c.upload(ctx, path, q, filename, data, &out); err != nil {
+		if err := c.postFile(ctx, path, q, filename, data, &out); err != nil {
 			return "", err
 		}
 		switch code := out.ErrCode; {
@@ -373,44 +367,3 @@ func (c *Client) UploadMomentMedia(ctx context.Context, mediaType, filename stri
 	}
 }
 
-// upload posts one file as multipart/form-data (field "media"), as WeCom's
-// media APIs take it.
-func (c *Client) upload(ctx context.Context, path string, q url.Values, filename string, data []byte, out any) error {
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	fw, err := mw.CreateFormFile("media", filename)
-	if err == nil {
-		_, err = fw.Write(data)
-	}
-	if err == nil {
-		err = mw.Close()
-	}
-	if err != nil {
-		return fmt.Errorf("wecom: %s: unable to encode the upload: %w", path, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/cgi-bin/"+path+"?"+q.Encode(), &buf)
-	if err != nil {
-		return fmt.Errorf("wecom: %s: unable to build the request: %w", path, err)
-	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	resp, err := c.http.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // its text quotes the URL with the token
-		}
-		return &transientError{fmt.Errorf("wecom: POST %s: %w", path, err)}
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return &transientError{fmt.Errorf("wecom: %s: unable to read the answer: %w", path, err)}
-	}
-	if resp.StatusCode != http.StatusOK {
-		return &transientError{fmt.Errorf("wecom: %s: HTTP %d", path, resp.StatusCode)}
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return &transientError{fmt.Errorf("wecom: %s: unable to decode the answer: %w", path, err)}
-	}
-	return nil
-}
