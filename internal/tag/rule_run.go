@@ -87,6 +87,7 @@ type Rules struct {
 	cache   map[int64]*ruleSet
 
 	statsMu sync.Mutex
+	flushMu sync.Mutex // serialises FlushStats
 	stats   map[ruleKey]*statDelta
 
 	running atomic.Bool
@@ -335,6 +336,11 @@ func errorText(err error) string {
 // FlushStats writes the statistics gathered since the last flush. The engine
 // flushes every tick; the stats operation flushes first.
 func (rs *Rules) FlushStats(ctx context.Context) error {
+	// One flush at a time: a flush that finds nothing pending must not
+	// return (and its caller read the counts) while another's writes are
+	// still on their way.
+	rs.flushMu.Lock()
+	defer rs.flushMu.Unlock()
 	rs.statsMu.Lock()
 	pending := rs.stats
 	rs.stats = map[ruleKey]*statDelta{}

@@ -148,6 +148,9 @@ func TestRuleOrderTriggers(t *testing.T) {
 		// 高价值 ran for the second order too, in its own worker order; its
 		// expression saw total_spend 54900.
 		eventually(t, "高价值", func() bool { return b.has(t, c, "高价值") })
+		// The count is recorded just after the tags are applied: wait for it,
+		// then it must be exactly one.
+		eventually(t, "first-order rule counted", func() bool { return b.stats(t, first.ID).TimesFired >= 1 })
 		if st := b.stats(t, first.ID); st.TimesFired != 1 {
 			t.Fatalf("first-order rule fired %d times", st.TimesFired)
 		}
