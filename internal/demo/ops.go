@@ -34,6 +34,7 @@ type opsState struct {
 	groupWay  string            // the group code's config_id
 	leaveAt   time.Time         // when a guide leaves (zero: never, or done)
 	inherited bool              // a handover is waiting for WeCom to complete it
+	campaign  bool              // the mass message went out
 }
 
 // demoGroupLimit is how many members the demo's groups take before the
@@ -108,33 +109,11 @@ func (c *LiveCorp) operate(ctx context.Context, progress io.Writer) error {
 		}
 	}
 
-	// 3. A win-back mass message to the dormant members, sent by their staff.
+	// 3. A win-back mass message to the dormant members, sent by their
+	// staff — once the brand's history has made the audience.
 	if a.Messages != nil && a.Audiences != nil {
-		var target int64
-		pg, err := a.Audiences.Audiences(ctx, c.tenantID, page.Request{Limit: page.MaxLimit})
-		if err != nil {
-			return fmt.Errorf("demo: audiences: %w", err)
-		}
-		for _, au := range pg.Items {
-			if strings.HasPrefix(au.Name, "沉睡会员") {
-				target = au.ID
-			}
-		}
-		if target != 0 {
-			camp, err := a.Messages.CreateCampaign(ctx, sys, message.CampaignInput{
-				Key: "demo-winback", Name: "沉睡会员唤醒：回归券", Kind: "customers",
-				Target:  message.Target{AudienceID: target},
-				Content: message.Content{Text: "好久不见～{{staff_name}}给您留了一张满 50 减 15 的回归券，本周到店可用，期待再见！"},
-			})
-			if err != nil {
-				return fmt.Errorf("demo: mass message: %w", err)
-			}
-			if camp.Status == message.CampaignStatus("draft") {
-				if camp, err = a.Messages.SendCampaign(ctx, sys, camp.ID); err != nil {
-					return fmt.Errorf("demo: mass message: %w", err)
-				}
-			}
-			fmt.Fprintf(progress, "demo: operations: mass message %q %s\n", camp.Name, camp.Status)
+		if err := c.massMessage(ctx); err != nil {
+			return err
 		}
 	}
 
@@ -205,6 +184,11 @@ func (c *LiveCorp) inherit(ctx context.Context) error {
 // group code.
 func (c *LiveCorp) opsEvent(ctx context.Context) error {
 	r, sim := c.rng, c.sim
+	if !c.ops.campaign && c.a.Messages != nil && c.a.Audiences != nil && r.IntN(4) == 0 {
+		if err := c.massMessage(ctx); err != nil || c.ops.campaign {
+			return err
+		}
+	}
 	if !c.ops.leaveAt.IsZero() && time.Now().After(c.ops.leaveAt) {
 		c.ops.leaveAt = time.Time{}
 		return c.inherit(ctx)
@@ -237,4 +221,40 @@ func (c *LiveCorp) opsEvent(ctx context.Context) error {
 		_, err := sim.JoinByWay(ctx, c.ops.groupWay, wecomtest.Contact{ExternalUserID: fs[r.IntN(len(fs))].ExternalUserID})
 		return err
 	}
+}
+
+// massMessage sends the win-back mass message to the dormant members once
+// their saved audience exists (the brand's history makes it a few minutes
+// into the demo); until then it does nothing.
+func (c *LiveCorp) massMessage(ctx context.Context) error {
+	a, sys := c.a, tenant.System(c.tenantID)
+	var target int64
+	pg, err := a.Audiences.Audiences(ctx, c.tenantID, page.Request{Limit: page.MaxLimit})
+	if err != nil {
+		return fmt.Errorf("demo: audiences: %w", err)
+	}
+	for _, au := range pg.Items {
+		if strings.HasPrefix(au.Name, "沉睡会员") {
+			target = au.ID
+		}
+	}
+	if target == 0 {
+		return nil
+	}
+	camp, err := a.Messages.CreateCampaign(ctx, sys, message.CampaignInput{
+		Key: "demo-winback", Name: "沉睡会员唤醒：回归券", Kind: "customers",
+		Target:  message.Target{AudienceID: target},
+		Content: message.Content{Text: "好久不见～{{staff_name}}给您留了一张满 50 减 15 的回归券，本周到店可用，期待再见！"},
+	})
+	if err != nil {
+		return fmt.Errorf("demo: mass message: %w", err)
+	}
+	if camp.Status == message.CampaignStatus("draft") {
+		if camp, err = a.Messages.SendCampaign(ctx, sys, camp.ID); err != nil {
+			return fmt.Errorf("demo: mass message: %w", err)
+		}
+	}
+	c.ops.campaign = true
+	c.log.Info("demo: a win-back mass message goes out; the staff confirm it over the next minutes", "campaign", camp.ID, "status", camp.Status)
+	return nil
 }

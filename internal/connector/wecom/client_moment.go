@@ -366,4 +366,3 @@ func (c *Client) UploadMomentMedia(ctx context.Context, mediaType, filename stri
 		}
 	}
 }
-
