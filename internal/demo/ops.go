@@ -15,6 +15,7 @@ import (
 	"github.com/siyu-dev/siyu/internal/message"
 	"github.com/siyu-dev/siyu/internal/moment"
 	"github.com/siyu-dev/siyu/internal/page"
+	"github.com/siyu-dev/siyu/internal/staff"
 	"github.com/siyu-dev/siyu/internal/tenant"
 )
 
@@ -168,6 +169,17 @@ func (c *LiveCorp) inherit(ctx context.Context) error {
 		return fmt.Errorf("demo: handover: %w", err)
 	}
 	c.members = slices.DeleteFunc(c.members, func(m string) bool { return m == leaver })
+	// Inheritance is for members who have left: wait until Siyu has the
+	// departure from WeCom's callback (a handover started before would be
+	// an on-job transfer, which WeCom refuses for a deleted member).
+	for i := 0; i < 60; i++ {
+		if m, err := a.Staff.MemberByWeComUserID(ctx, c.tenantID, leaver); err == nil && m.Status == staff.Resigned {
+			break
+		}
+		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+			return err
+		}
+	}
 	job, _, err := a.Handover.Start(ctx, sys, handover.Selection{HandoverStaffID: from.ID, TakeoverStaffID: to.ID,
 		AllCustomers: true, AllGroups: true}, "demo-inherit")
 	if err != nil {
