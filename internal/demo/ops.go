@@ -31,21 +31,20 @@ import (
 // opsState is what the live loop needs of the operations.
 type opsState struct {
 	ways      map[string]string // member → their store code's config_id
-	wayState  map[string]string // member → their store code's state
 	groupWay  string            // the group code's config_id
 	leaveAt   time.Time         // when a guide leaves (zero: never, or done)
 	inherited bool              // a handover is waiting for WeCom to complete it
 	campaign  bool              // the mass message went out
 }
 
-// demoGroupLimit is how many members the demo's groups take before the
-// group code opens a new one: small, so a visitor sees it happen.
+// demoGroupExtra is how many more members the group code's group takes
+// before WeCom opens a new one: few, so a visitor sees it happen.
 const demoGroupExtra = 12
 
 func (c *LiveCorp) operate(ctx context.Context, progress io.Writer) error {
 	sys := tenant.System(c.tenantID)
 	a := c.a
-	c.ops = opsState{ways: map[string]string{}, wayState: map[string]string{}}
+	c.ops = opsState{ways: map[string]string{}}
 
 	// 1. A channel code per store, its staff the pool; auto-accept, a
 	// welcome message, the remark set to the customer's name.
@@ -86,7 +85,7 @@ func (c *LiveCorp) operate(ctx context.Context, progress io.Writer) error {
 				continue
 			}
 			if code, ok := byStore[m.StoreID]; ok {
-				c.ops.ways[userID], c.ops.wayState[userID] = code.ConfigID, code.State
+				c.ops.ways[userID] = code.ConfigID
 			}
 		}
 		fmt.Fprintf(progress, "demo: operations: %d store channel codes (%d new)\n", len(byStore), created)
